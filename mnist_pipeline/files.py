@@ -1,0 +1,80 @@
+"""Crash-safe writes and array files: an output either appears whole or not at all."""
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from mnist_pipeline.errors import PipelineError
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Keep the suffix: some writers (Keras) choose the format by it.
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.stem}.tmp-", suffix=path.suffix, dir=path.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        tmp.chmod(0o644)  # mkstemp makes it private; the output is an ordinary file
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; it replaces `path` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sha256_of_file(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def sha256_of_array(array: np.ndarray) -> str:
+    """Hash of the array's raw bytes in C order: independent of the file format it came from."""
+    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
+
+
+def save_arrays(folder: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write each array as `<name>.npy` into a fresh `folder`, atomically as a whole.
+
+    One .npy per array rather than np.savez: a zip stamps the write time into its entries.
+    """
+    with atomic_dir(folder) as tmp:
+        for name, array in arrays.items():
+            np.save(tmp / f"{name}.npy", array, allow_pickle=False)
+
+
+def load_arrays(folder: Path, names: tuple[str, ...], mmap: bool = False) -> dict[str, np.ndarray]:
+    """Read `<name>.npy` for each name; `mmap` maps the files rather than reading them."""
+    arrays = {}
+    for name in names:
+        path = folder / f"{name}.npy"
+        try:
+            arrays[name] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except FileNotFoundError:
+            raise PipelineError(f"{path}: missing; run `dvc repro` to create it") from None
+        except (ValueError, EOFError, OSError) as error:
+            raise PipelineError(f"{path}: not a readable .npy array ({error})") from None
+    return arrays

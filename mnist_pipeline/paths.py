@@ -1,0 +1,15 @@
+"""Every file the pipeline reads or writes, relative to the repository root (where DVC runs)."""
+
+from pathlib import Path
+
+PARAMS_FILE = Path("params.yaml")
+
+RAW_DIR = Path("data/raw")  # fetch: the original MNIST arrays, uint8
+PREPARED_DIR = Path("data/prepared")  # preprocess: float32 inputs and one-hot labels
+MODEL_FILE = Path("models/model.keras")  # train
+
+REPORTS_DIR = Path("reports")
+HISTORY_FILE = REPORTS_DIR / "train" / "history.csv"  # train: per-epoch loss and accuracy
+METRICS_FILE = REPORTS_DIR / "metrics.json"  # evaluate
+PREDICTIONS_FILE = REPORTS_DIR / "evaluate" / "predictions.csv"  # evaluate: confusion matrix
+MISREAD_IMAGE = REPORTS_DIR / "evaluate" / "misread.png"  # evaluate: most confident mistakes

@@ -1,0 +1,18 @@
+"""Stage fetch: write the original MNIST arrays to data/raw/, from the first source that works."""
+
+import argparse
+
+from mnist_pipeline import cli, paths
+from mnist_pipeline.files import save_arrays
+from mnist_pipeline.params import FetchParams, load_section
+from mnist_pipeline.sources import default_cache_dir, fetch_mnist
+
+
+def main(args: argparse.Namespace) -> None:
+    params = load_section(FetchParams)
+    arrays = fetch_mnist(params, default_cache_dir())
+    save_arrays(paths.RAW_DIR, arrays)
+
+
+if __name__ == "__main__":
+    cli.run(main, argparse.ArgumentParser(prog="fetch", description=__doc__))

@@ -1,0 +1,18 @@
+"""Stage preprocess: data/raw/ -> data/prepared/ (float32 pixels / 255, one-hot labels)."""
+
+import argparse
+
+from mnist_pipeline import cli, paths
+from mnist_pipeline.dataset import ARRAY_NAMES, check_arrays
+from mnist_pipeline.files import load_arrays, save_arrays
+from mnist_pipeline.preprocessing import prepare
+
+
+def main(args: argparse.Namespace) -> None:
+    raw = load_arrays(paths.RAW_DIR, ARRAY_NAMES)
+    check_arrays(raw, verify_checksums=False, origin=str(paths.RAW_DIR))
+    save_arrays(paths.PREPARED_DIR, prepare(raw))
+
+
+if __name__ == "__main__":
+    cli.run(main, argparse.ArgumentParser(prog="preprocess", description=__doc__))

@@ -1,0 +1,22 @@
+"""Stage train: fit the network on data/prepared/ and save the model and its per-epoch history."""
+
+import argparse
+
+from mnist_pipeline import cli, paths
+from mnist_pipeline.files import atomic_file, load_arrays
+from mnist_pipeline.params import ModelParams, TrainParams, load_section
+from mnist_pipeline.training import save_history, save_model, train_model
+
+
+def main(args: argparse.Namespace) -> None:
+    model_params, train_params = load_section(ModelParams), load_section(TrainParams)
+    data = load_arrays(paths.PREPARED_DIR, ("x_train", "y_train"), mmap=True)
+    model, history = train_model(data["x_train"], data["y_train"], model_params, train_params)
+    with atomic_file(paths.MODEL_FILE) as model_file:
+        save_model(model, model_file)
+    with atomic_file(paths.HISTORY_FILE) as history_file:
+        save_history(history, history_file)
+
+
+if __name__ == "__main__":
+    cli.run(main, argparse.ArgumentParser(prog="train", description=__doc__))
