@@ -9,7 +9,9 @@ PREPARED_DIR = Path("data/prepared")  # preprocess: float32 inputs and one-hot l
 MODEL_FILE = Path("models/model.keras")  # train
 
 REPORTS_DIR = Path("reports")
-HISTORY_FILE = REPORTS_DIR / "train" / "history.csv"  # train: per-epoch loss and accuracy
+# train: per-epoch loss and accuracy on the training data, and on the held-out part if any
+TRAIN_HISTORY_FILE = REPORTS_DIR / "train" / "train.csv"
+VALIDATION_HISTORY_FILE = REPORTS_DIR / "train" / "validation.csv"
 METRICS_FILE = REPORTS_DIR / "metrics.json"  # evaluate
 PREDICTIONS_FILE = REPORTS_DIR / "evaluate" / "predictions.csv"  # evaluate: confusion matrix
 MISREAD_IMAGE = REPORTS_DIR / "evaluate" / "misread.png"  # evaluate: most confident mistakes

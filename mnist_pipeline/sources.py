@@ -4,6 +4,7 @@
 arrays that passes `dataset.check_arrays`, so every source yields the very same bytes.
 """
 
+import codecs
 import gzip
 import hashlib
 import io
@@ -160,6 +161,8 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
         # Old pickles name it in numpy.core, which numpy 2 renamed numpy._core.
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        # Python 3 writes an array's bytes into a protocol-2 pickle through this.
+        ("_codecs", "encode"): codecs.encode,
     }
 
     def find_class(self, module: str, name: str) -> object:

@@ -2,17 +2,13 @@
 
 import csv
 import json
-import os
 import sys
 import zipfile
 from pathlib import Path
 
-# Before TensorFlow loads: hide its C++ INFO lines (oneDNN and CPU-feature notices), keep warnings.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
 from mnist_pipeline.dataset import NUM_CLASSES
 from mnist_pipeline.errors import PipelineError
@@ -25,14 +21,17 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 def build_model(params: ModelParams) -> keras.Sequential:
     """Input 784 -> Dense(units, activation) per hidden layer -> Dense(10, softmax)."""
+    # Explicit layer names: Keras' automatic ones (dense_2, ...) count the models built so far in
+    # the process, which would make a saved model depend on what ran before it.
+    hidden = [
+        keras.layers.Dense(units, activation=params.activation, name=f"hidden_{number}")
+        for number, units in enumerate(params.hidden_units, 1)
+    ]
     return keras.Sequential(
         [
-            keras.Input(shape=(INPUT_SIZE,)),
-            *(
-                keras.layers.Dense(units, activation=params.activation)
-                for units in params.hidden_units
-            ),
-            keras.layers.Dense(NUM_CLASSES, activation="softmax"),
+            keras.Input(shape=(INPUT_SIZE,), name="pixels"),
+            *hidden,
+            keras.layers.Dense(NUM_CLASSES, activation="softmax", name="digit_probabilities"),
         ],
         name="mnist_mlp",
     )
@@ -57,7 +56,8 @@ def train_model(
         optimizer=keras.optimizers.get(
             {
                 "class_name": train_params.optimizer,
-                "config": {"learning_rate": train_params.learning_rate},
+                # Named, like the layers, so its saved name does not count earlier optimizers.
+                "config": {"learning_rate": train_params.learning_rate, "name": "optimizer"},
             }
         ),
         loss="categorical_crossentropy",
@@ -75,14 +75,18 @@ def train_model(
     return model, history.history
 
 
-def save_history(history: dict[str, list[float]], path: Path) -> None:
-    """Write one CSV row per epoch (epoch, then each metric), the table `dvc plots` draws."""
-    names = sorted(history)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["epoch", *names])
-        for epoch, values in enumerate(zip(*(history[name] for name in names), strict=True), 1):
-            writer.writerow([epoch, *values])
+def save_history(history: dict[str, list[float]], train_file: Path, validation_file: Path) -> None:
+    """Write the per-epoch metrics as CSV tables for `dvc plots`: one for the training data, one
+    for the validation data (header only when train.validation_split is 0, so plots still draw).
+    """
+    names = sorted(name for name in history if not name.startswith("val_"))
+    epochs = range(1, len(history[names[0]]) + 1)
+    for path, prefix in ((train_file, ""), (validation_file, "val_")):
+        columns = [history.get(prefix + name, []) for name in names]
+        with path.open("w", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(["epoch", *names])
+            writer.writerows(zip(epochs, *columns, strict=False))
 
 
 def load_model(path: Path) -> keras.Model:

@@ -9,11 +9,13 @@ from mnist_pipeline import cli, paths
 from mnist_pipeline.evaluation import draw_mistakes, most_confident_mistakes, score_test_set
 from mnist_pipeline.files import atomic_file, load_arrays
 from mnist_pipeline.params import EvaluateParams, load_section
-from mnist_pipeline.training import load_model
 
 
 def main(args: argparse.Namespace) -> None:
     params = load_section(EvaluateParams)
+    # TensorFlow takes seconds to import: bad params are reported before that.
+    from mnist_pipeline.training import load_model
+
     test = load_arrays(paths.PREPARED_DIR, ("x_test", "y_test"), mmap=True)
     model = load_model(paths.MODEL_FILE)
     probabilities = model.predict(test["x_test"], batch_size=1024, verbose=0)

@@ -1,0 +1,103 @@
+"""dvc.yaml declares exactly what each stage's code imports, reads and writes."""
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mnist_pipeline import paths
+from mnist_pipeline.params import SECTIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def imported_modules(source: Path) -> set[str]:
+    """Library files imported by `source`, directly or through each other (lazy imports too)."""
+    found: set[str] = set()
+    pending = [source]
+    while pending:
+        tree = ast.parse(pending.pop().read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                file = Path(*name.split(".")).with_suffix(".py")
+                is_library = name.startswith("mnist_pipeline.") and (ROOT / file).is_file()
+                if is_library and str(file) not in found:
+                    found.add(str(file))
+                    pending.append(ROOT / file)
+    return found
+
+
+def sections_loaded(source: Path) -> set[str]:
+    classes = {cls.__name__: name for name, cls in SECTIONS.items()}
+    calls = [node for node in ast.walk(ast.parse(source.read_text())) if isinstance(node, ast.Call)]
+    return {
+        classes[call.args[0].id]
+        for call in calls
+        if getattr(call.func, "id", None) == "load_section"
+    }
+
+
+@pytest.mark.parametrize("stage", ["fetch", "preprocess", "train", "evaluate"])
+def test_code_deps_are_the_script_and_exactly_the_modules_it_imports(stage):
+    script = f"stages/{stage}.py"
+    assert STAGES[stage]["cmd"] == f"python -m stages.{stage}"
+    code_deps = {dep for dep in STAGES[stage]["deps"] if dep.endswith(".py")}
+    assert code_deps == {script} | imported_modules(ROOT / script)
+
+
+@pytest.mark.parametrize("stage", ["fetch", "preprocess", "train", "evaluate"])
+def test_params_are_exactly_the_sections_the_stage_loads(stage):
+    assert set(STAGES[stage].get("params", [])) == sections_loaded(ROOT / f"stages/{stage}.py")
+
+
+def out_paths(stage: str) -> set[str]:
+    return {next(iter(out)) if isinstance(out, dict) else out for out in STAGES[stage]["outs"]}
+
+
+def test_outs_and_data_deps_are_the_paths_the_code_uses():
+    assert out_paths("fetch") == {str(paths.RAW_DIR)}
+    assert out_paths("preprocess") == {str(paths.PREPARED_DIR)}
+    assert out_paths("train") == {
+        str(paths.MODEL_FILE),
+        str(paths.TRAIN_HISTORY_FILE),
+        str(paths.VALIDATION_HISTORY_FILE),
+    }
+    assert out_paths("evaluate") == {
+        str(paths.METRICS_FILE),
+        str(paths.PREDICTIONS_FILE),
+        str(paths.MISREAD_IMAGE),
+    }
+    data_deps = {
+        stage: {dep for dep in spec["deps"] if not dep.endswith(".py")}
+        for stage, spec in STAGES.items()
+    }
+    assert data_deps == {
+        "fetch": set(),
+        "preprocess": {str(paths.RAW_DIR)},
+        "train": {str(paths.PREPARED_DIR)},
+        "evaluate": {str(paths.PREPARED_DIR), str(paths.MODEL_FILE)},
+    }
+
+
+def test_reports_are_in_git_and_declared_as_metrics_and_plots():
+    dvc_yaml = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    for stage in ("train", "evaluate"):
+        for out in STAGES[stage]["outs"]:
+            if isinstance(out, dict):
+                assert next(iter(out.values())) == {"cache": False}
+    assert dvc_yaml["metrics"] == [str(paths.METRICS_FILE)]
+    plotted = str(dvc_yaml["plots"])
+    for path in (
+        paths.TRAIN_HISTORY_FILE,
+        paths.VALIDATION_HISTORY_FILE,
+        paths.PREDICTIONS_FILE,
+        paths.MISREAD_IMAGE,
+    ):
+        assert str(path) in plotted

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.files import atomic_dir, atomic_file, load_arrays, save_arrays
+
+
+def test_atomic_file_appears_only_when_the_block_succeeds(tmp_path):
+    target = tmp_path / "out" / "metrics.json"
+    with pytest.raises(KeyboardInterrupt), atomic_file(target) as tmp:
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    with atomic_file(target) as tmp:
+        assert tmp.suffix == ".json" and tmp.parent == target.parent
+        tmp.write_text("whole")
+    assert target.read_text() == "whole" and list(target.parent.iterdir()) == [target]
+
+
+def test_atomic_dir_keeps_the_old_folder_when_writing_fails(tmp_path):
+    target = tmp_path / "raw"
+    save_arrays(target, {"a": np.arange(3)})
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "a.npy").write_bytes(b"partial")
+        raise RuntimeError("crash")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+    np.testing.assert_array_equal(load_arrays(target, ("a",))["a"], np.arange(3))
+
+
+def test_save_arrays_is_byte_reproducible_and_replaces_the_folder(tmp_path):
+    save_arrays(tmp_path / "x", {"old": np.zeros(2)})
+    save_arrays(tmp_path / "x", {"a": np.arange(5, dtype=np.uint8)})
+    first = (tmp_path / "x" / "a.npy").read_bytes()
+    save_arrays(tmp_path / "x", {"a": np.arange(5, dtype=np.uint8)})
+    assert (tmp_path / "x" / "a.npy").read_bytes() == first
+    assert [p.name for p in (tmp_path / "x").iterdir()] == ["a.npy"]
+
+
+def test_load_arrays_names_the_missing_or_broken_file(tmp_path):
+    with pytest.raises(PipelineError, match=r"x_test.npy: missing; run `dvc repro`"):
+        load_arrays(tmp_path, ("x_test",))
+    (tmp_path / "x_test.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(PipelineError, match=r"x_test.npy: not a readable .npy array"):
+        load_arrays(tmp_path, ("x_test",))

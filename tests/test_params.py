@@ -1,0 +1,111 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.params import (
+    SECTIONS,
+    FetchParams,
+    ModelParams,
+    TrainParams,
+    load_section,
+    parse_section,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_committed_params_are_valid_and_are_the_declared_defaults():
+    document = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert set(document) == set(SECTIONS)
+    for name, section in SECTIONS.items():
+        assert parse_section(section, document) == section()
+        assert set(document[name]) == set(section.model_fields), name
+
+
+def test_defaults_are_the_tutorials():
+    model, train = ModelParams(), TrainParams()
+    assert (model.hidden_units, model.activation) == ([512], "relu")
+    assert (train.optimizer, train.learning_rate, train.epochs, train.batch_size) == (
+        "rmsprop",
+        0.001,
+        5,
+        128,
+    )
+    assert train.validation_split == 0
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        (TrainParams, {"epochs": -1}, "params.yaml: train.epochs must be greater than 0, got -1"),
+        (TrainParams, {"epochs": "5"}, "params.yaml: train.epochs must be an integer, got '5'"),
+        (TrainParams, {"epochs": 2.5}, "params.yaml: train.epochs must be an integer, got 2.5"),
+        (TrainParams, {"batch_size": True}, "train.batch_size must be an integer, got True"),
+        (TrainParams, {"learning_rate": "fast"}, "train.learning_rate must be a number"),
+        (TrainParams, {"validation_split": 1.0}, "train.validation_split must be less than 1"),
+        (TrainParams, {"epoch": 3}, "train.epoch is not a known parameter (known keys of train: "),
+        (TrainParams, {"optimizer": "adagrad"}, "train.optimizer must be 'rmsprop', 'adam'"),
+        (ModelParams, {"hidden_units": []}, "model.hidden_units must not be empty, got []"),
+        (ModelParams, {"hidden_units": 512}, "model.hidden_units must be a list, got 512"),
+        (ModelParams, {"hidden_units": [64, 0]}, "model.hidden_units[1] must be greater than 0"),
+        (ModelParams, {"activation": "relux"}, "model.activation must be 'relu', 'gelu'"),
+        (FetchParams, {"sources": ["pypi", "pypi"]}, "fetch.sources must list each source at most"),
+        (FetchParams, {"sources": ["ftp"]}, "fetch.sources[0] must be 'keras', 'pypi' or 'local'"),
+        (FetchParams, {"verify_checksums": "no"}, "fetch.verify_checksums must be true or false"),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_allowed(section, values, message):
+    name = next(key for key, cls in SECTIONS.items() if cls is section)
+    with pytest.raises(PipelineError) as error:
+        parse_section(section, {name: values})
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def write(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_missing_section_file_and_malformed_yaml(tmp_path):
+    with pytest.raises(PipelineError, match="section `train` is missing"):
+        load_section(TrainParams, write(tmp_path, "model: {}\n"))
+    with pytest.raises(PipelineError, match="train must be a mapping of keys, got 5"):
+        load_section(TrainParams, write(tmp_path, "train: 5\n"))
+    with pytest.raises(PipelineError, match=r"params.yaml: malformed YAML at line 3"):
+        load_section(TrainParams, write(tmp_path, "train:\n  epochs: [1,\n"))
+    with pytest.raises(PipelineError, match="params.yaml: not found"):
+        load_section(TrainParams, tmp_path / "absent" / "params.yaml")
+
+
+def test_a_missing_key_takes_its_default(tmp_path):
+    assert load_section(TrainParams, write(tmp_path, "train: {epochs: 2}\n")).batch_size == 128
+
+
+@pytest.mark.parametrize("stage", ["fetch", "train"])
+def test_stage_with_a_bad_param_prints_one_line_and_writes_nothing(tmp_path, stage):
+    document = yaml.safe_load((ROOT / "params.yaml").read_text())
+    document["fetch"]["retries"] = -3
+    document["model"]["hidden_units"] = []
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(document))
+    result = subprocess.run(
+        [sys.executable, "-m", f"stages.{stage}"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    expected = {
+        "fetch": "fetch: error: params.yaml: fetch.retries must be greater than or equal to 0,"
+        " got -3",
+        "train": "train: error: params.yaml: model.hidden_units must not be empty, got []",
+    }[stage]
+    assert result.stderr.strip().splitlines() == [expected]
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

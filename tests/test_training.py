@@ -1,0 +1,104 @@
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.params import ModelParams, TrainParams
+from mnist_pipeline.preprocessing import prepare
+from mnist_pipeline.training import (
+    build_model,
+    load_model,
+    save_history,
+    save_model,
+    train_model,
+)
+
+
+def test_default_network_is_the_tutorials():
+    model = build_model(ModelParams())
+    assert model.count_params() == 407_050  # 784*512 + 512 + 512*10 + 10
+    assert [layer.units for layer in model.layers] == [512, 10]
+    assert model.layers[-1].activation.__name__ == "softmax"
+
+
+def test_hidden_units_set_the_depth_and_width():
+    model = build_model(ModelParams(hidden_units=[256, 128], activation="tanh"))
+    assert model.count_params() == (784 * 256 + 256) + (256 * 128 + 128) + (128 * 10 + 10)
+    assert model.layers[0].activation.__name__ == "tanh"
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_mnist, tmp_path_factory):
+    """Train twice with the same seed, saving each model and history."""
+    data = prepare(tiny_mnist)
+    params = TrainParams(epochs=2, batch_size=32, validation_split=0.2)
+    runs = []
+    for run in range(2):
+        folder = tmp_path_factory.mktemp(f"run{run}")
+        model, history = train_model(data["x_train"], data["y_train"], ModelParams(), params)
+        save_model(model, folder / "model.keras")
+        save_history(history, folder / "train.csv", folder / "validation.csv")
+        runs.append(folder)
+    return data, runs
+
+
+def test_same_seed_gives_byte_identical_model_and_history(trained):
+    _, (first, second) = trained
+    for name in ("model.keras", "train.csv", "validation.csv"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_saved_archive_has_no_dates_and_loads(trained):
+    data, (folder, _) = trained
+    with zipfile.ZipFile(folder / "model.keras") as archive:
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert b"date_saved" not in archive.read("metadata.json")
+    model = load_model(folder / "model.keras")
+    assert model.count_params() == 407_050
+    # The synthetic classes are easy: two epochs learn them.
+    accuracy = np.mean(
+        model.predict(data["x_test"], verbose=0).argmax(1) == data["y_test"].argmax(1)
+    )
+    assert accuracy > 0.9
+
+
+def test_history_has_a_row_per_epoch_for_training_and_validation(trained):
+    _, (folder, _) = trained
+    for name in ("train.csv", "validation.csv"):
+        lines = (folder / name).read_text().splitlines()
+        assert lines[0] == "epoch,accuracy,loss"
+        assert [line.split(",")[0] for line in lines[1:]] == ["1", "2"]
+    assert (folder / "train.csv").read_text() != (folder / "validation.csv").read_text()
+
+
+def test_without_validation_the_validation_table_is_header_only(tmp_path):
+    save_history({"loss": [0.5, 0.25], "accuracy": [0.75, 1.0]}, tmp_path / "t", tmp_path / "v")
+    assert (tmp_path / "t").read_text() == "epoch,accuracy,loss\n1,0.75,0.5\n2,1.0,0.25\n"
+    assert (tmp_path / "v").read_text() == "epoch,accuracy,loss\n"
+
+
+def test_a_different_seed_gives_different_weights(tiny_mnist):
+    data = prepare(tiny_mnist)
+    weights = [
+        train_model(data["x_train"][:64], data["y_train"][:64], ModelParams(hidden_units=[8]),
+                    TrainParams(epochs=1, seed=seed))[0].get_weights()[0]
+        for seed in (1, 2)
+    ]  # fmt: skip
+    assert not np.array_equal(*weights)
+
+
+def test_load_model_explains_a_missing_or_broken_file(tmp_path):
+    with pytest.raises(
+        PipelineError, match=r"model.keras: no trained model; run `dvc repro` first"
+    ):
+        load_model(tmp_path / "model.keras")
+    (tmp_path / "broken.keras").write_bytes(b"PK not really")
+    with pytest.raises(PipelineError, match="broken.keras: not a loadable Keras model"):
+        load_model(tmp_path / "broken.keras")
+
+
+def test_keras_is_the_version_pinned(request):
+    pinned = (request.config.rootpath / "requirements.txt").read_text()
+    assert f"keras=={keras.__version__}" in pinned
