@@ -78,3 +78,9 @@ def load_arrays(folder: Path, names: tuple[str, ...], mmap: bool = False) -> dic
         except (ValueError, EOFError, OSError) as error:
             raise PipelineError(f"{path}: not a readable .npy array ({error})") from None
     return arrays
+
+
+def check_model_file(path: Path) -> None:
+    """Raise PipelineError if the trained model is not there yet. Cheap: no TensorFlow import."""
+    if not path.is_file():
+        raise PipelineError(f"{path}: no trained model; run `dvc repro` first")

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from mnist_pipeline.dataset import NUM_CLASSES
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.files import check_model_file
 from mnist_pipeline.params import ModelParams, TrainParams
 from mnist_pipeline.preprocessing import INPUT_SIZE
 
@@ -91,8 +92,7 @@ def save_history(history: dict[str, list[float]], train_file: Path, validation_f
 
 def load_model(path: Path) -> keras.Model:
     """Load the trained model, with a clear error if the pipeline has not made it yet."""
-    if not path.is_file():
-        raise PipelineError(f"{path}: no trained model; run `dvc repro` first")
+    check_model_file(path)
     try:
         return keras.models.load_model(path)
     except (ValueError, OSError, zipfile.BadZipFile) as error:

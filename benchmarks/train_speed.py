@@ -1,0 +1,81 @@
+"""Benchmark: the tutorial's plain Keras program against our train stage run through DVC.
+
+Runs both, alternating, several times on the same data (data/raw and data/prepared, made by
+`dvc repro`), and prints the median wall time and peak memory of each whole process, their
+ratio, and the machine. Usage: `make bench` or `python benchmarks/train_speed.py --runs 5`.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+PROGRAMS = {
+    "tutorial": [sys.executable, "benchmarks/tutorial_mnist.py"],
+    "train stage": [str(BIN / "dvc"), "repro", "--force", "--single-item", "train"],
+}
+
+
+def measure(command: list[str]) -> tuple[float, float]:
+    """Run `command` to completion; return its wall seconds and peak resident memory in MiB.
+
+    Peak memory is that of the largest process in the tree (the child or one it waited for):
+    for `dvc repro` that is the stage's Python process.
+    """
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"train_speed: {' '.join(command)} failed")
+    return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of each program (default 3)")
+    args = parser.parse_args()
+    if not (ROOT / "data/prepared").is_dir():
+        sys.exit("train_speed: no data/prepared/; run `dvc repro` first")
+
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in PROGRAMS}
+    for run in range(1, args.runs + 1):
+        for name, command in PROGRAMS.items():
+            seconds, peak = measure(command)
+            results[name].append((seconds, peak))
+            print(f"run {run}  {name:<12} {seconds:6.2f} s  {peak:7.0f} MiB", flush=True)
+
+    import keras  # only for the version line, after the timed runs
+
+    print(
+        f"\nmachine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"Keras {keras.__version__}"
+    )
+    medians = {
+        name: (statistics.median(s for s, _ in runs), statistics.median(m for _, m in runs))
+        for name, runs in results.items()
+    }
+    print(f"median of {args.runs} runs:")
+    for name, (seconds, peak) in medians.items():
+        print(f"  {name:<12} {seconds:6.2f} s  {peak:7.0f} MiB")
+    (base_s, base_mib), (ours_s, ours_mib) = medians["tutorial"], medians["train stage"]
+    print(f"train stage / tutorial: time {ours_s / base_s:.2f}x, memory {ours_mib / base_mib:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
