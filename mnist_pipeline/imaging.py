@@ -29,7 +29,7 @@ class NoDigitError(ValueError):
 
 
 def read_digit(path: Path) -> np.ndarray:
-    """An image file, or a `.npy` array, -> uint8 (28, 28) ready for scale_pixels.
+    """An image file, or a `.npy` array, -> uint8 (28, 28) the network's input once flattened.
 
     Images are prepared as MNIST's digits were (mnist_digit). A `.npy` file is taken to hold a
     digit already in MNIST's form and is only checked (digit_from_array).

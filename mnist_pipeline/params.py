@@ -78,6 +78,12 @@ class TrainParams(Section):
         lt=1,
         description="Fraction of the training set (its end) held out to validate each epoch",
     )
+    steps_per_execution: int = Field(
+        default=64,
+        gt=0,
+        le=100000,
+        description="Batches Keras runs per call into TensorFlow: speed only, same results",
+    )
 
 
 class EvaluateParams(Section):

@@ -23,7 +23,7 @@ from mnist_pipeline.dataset import NUM_CLASSES
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files import check_model_file
 from mnist_pipeline.imaging import read_digit
-from mnist_pipeline.preprocessing import INPUT_SIZE, scale_pixels
+from mnist_pipeline.preprocessing import INPUT_SIZE, flatten_pixels
 
 PROG = "predict"
 
@@ -82,7 +82,7 @@ def classify(model_path: Path, digits: list[np.ndarray]) -> np.ndarray:
             f"{model_path}: not a digit classifier (takes {model.input_shape}, gives "
             f"{model.output_shape}; expected {INPUT_SIZE} pixels -> {NUM_CLASSES} digits)"
         )
-    return model.predict(scale_pixels(np.stack(digits)), batch_size=256, verbose=0)
+    return model.predict(flatten_pixels(np.stack(digits)), batch_size=256, verbose=0)
 
 
 def predict(files: list[Path], model_path: Path) -> list[Reading]:

@@ -1,15 +1,22 @@
-"""Turn uint8 images and labels into what the network eats. Numpy only: no TensorFlow import."""
+"""Turn uint8 images and labels into what the network eats. Numpy only: no TensorFlow import.
+
+Pixels stay uint8: the tutorial's scaling (pixel / 255) is the model's first layer instead (see
+training.build_model). The prepared data is then a quarter of the size, and training reads it
+faster and in less memory; and the saved model takes raw pixels, so no user of it (predict, say)
+can forget to scale them.
+"""
 
 import numpy as np
 
-from mnist_pipeline.dataset import NUM_CLASSES, Arrays
+from mnist_pipeline.dataset import NUM_CLASSES
 
 INPUT_SIZE = 28 * 28
+PIXEL_SCALE = 1 / 255  # maps uint8 pixels to [0, 1], as the tutorial does
 
 
-def scale_pixels(images: np.ndarray) -> np.ndarray:
-    """uint8 images (N, 28, 28) -> float32 (N, 784) in [0, 1], pixel / 255 as in the tutorial."""
-    return images.reshape(len(images), INPUT_SIZE).astype(np.float32) / 255
+def flatten_pixels(images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, 28, 28) -> uint8 (N, 784), the network's input."""
+    return images.reshape(len(images), INPUT_SIZE)
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:
@@ -17,11 +24,11 @@ def one_hot(labels: np.ndarray) -> np.ndarray:
     return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
 
 
-def prepare(raw: Arrays) -> Arrays:
+def prepare(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The four raw arrays -> x_train, y_train, x_test, y_test ready for training."""
     return {
-        "x_train": scale_pixels(raw["x_train"]),
+        "x_train": flatten_pixels(raw["x_train"]),
         "y_train": one_hot(raw["y_train"]),
-        "x_test": scale_pixels(raw["x_test"]),
+        "x_test": flatten_pixels(raw["x_test"]),
         "y_test": one_hot(raw["y_test"]),
     }

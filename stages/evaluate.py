@@ -35,7 +35,7 @@ def main(args: argparse.Namespace) -> None:
             comments="",
         )
 
-    images = np.rint(np.asarray(test["x_test"]) * 255).astype(np.uint8).reshape(-1, 28, 28)
+    images = test["x_test"].reshape(-1, 28, 28)
     mistakes = most_confident_mistakes(actual, probabilities, params.misread_count)
     with atomic_file(paths.MISREAD_IMAGE) as image_file:
         draw_mistakes(images, actual, probabilities, mistakes).save(image_file, format="PNG")

@@ -1,4 +1,4 @@
-"""Stage preprocess: data/raw/ -> data/prepared/ (float32 pixels / 255, one-hot labels)."""
+"""Stage preprocess: data/raw/ -> data/prepared/ (flattened pixels, one-hot labels)."""
 
 import argparse
 

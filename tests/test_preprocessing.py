@@ -1,14 +1,13 @@
 import numpy as np
 
-from mnist_pipeline.preprocessing import one_hot, prepare, scale_pixels
+from mnist_pipeline.preprocessing import flatten_pixels, one_hot, prepare
 
 
-def test_scale_pixels_flattens_and_divides_by_255():
-    images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8).repeat(14, 1).repeat(14, 2)
-    scaled = scale_pixels(images)
-    assert scaled.shape == (1, 784) and scaled.dtype == np.float32
-    assert scaled.min() == 0 and scaled.max() == 1
-    np.testing.assert_array_equal(np.unique(scaled), np.float32([0, 0.2, 0.4, 1]))
+def test_flatten_pixels_keeps_uint8_rows_in_order():
+    images = np.arange(2 * 28 * 28, dtype=np.int64).reshape(2, 28, 28).astype(np.uint8)
+    flat = flatten_pixels(images)
+    assert flat.shape == (2, 784) and flat.dtype == np.uint8
+    np.testing.assert_array_equal(flat[1], images[1].ravel())
 
 
 def test_one_hot_puts_a_single_one_at_the_label():
@@ -27,6 +26,4 @@ def test_prepare_keeps_the_order_of_images_and_labels(tiny_mnist):
         "y_test": (100, 10),
     }
     np.testing.assert_array_equal(prepared["y_test"].argmax(axis=1), tiny_mnist["y_test"])
-    np.testing.assert_array_equal(
-        np.rint(prepared["x_train"][7] * 255).astype(np.uint8), tiny_mnist["x_train"][7].ravel()
-    )
+    np.testing.assert_array_equal(prepared["x_train"][7], tiny_mnist["x_train"][7].ravel())

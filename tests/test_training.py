@@ -1,3 +1,5 @@
+import subprocess
+import sys
 import zipfile
 
 import keras
@@ -8,6 +10,7 @@ from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import ModelParams, TrainParams
 from mnist_pipeline.preprocessing import prepare
 from mnist_pipeline.training import (
+    FusedRMSprop,
     build_model,
     load_model,
     save_history,
@@ -19,14 +22,23 @@ from mnist_pipeline.training import (
 def test_default_network_is_the_tutorials():
     model = build_model(ModelParams())
     assert model.count_params() == 407_050  # 784*512 + 512 + 512*10 + 10
-    assert [layer.units for layer in model.layers] == [512, 10]
+    assert [layer.name for layer in model.layers] == [
+        "scale_pixels",
+        "hidden_1",
+        "digit_probabilities",
+    ]
+    assert [layer.units for layer in model.layers[1:]] == [512, 10]
+    # The tutorial's pixel / 255 is the first layer: the model takes raw uint8 pixels.
+    pixels = np.array([[0, 51, 255] * 261 + [0]], dtype=np.uint8)
+    scaled = np.asarray(model.layers[0](pixels))
+    np.testing.assert_allclose(scaled[0, :3], [0, 0.2, 1], rtol=1e-6)
     assert model.layers[-1].activation.__name__ == "softmax"
 
 
 def test_hidden_units_set_the_depth_and_width():
     model = build_model(ModelParams(hidden_units=[256, 128], activation="tanh"))
     assert model.count_params() == (784 * 256 + 256) + (256 * 128 + 128) + (128 * 10 + 10)
-    assert model.layers[0].activation.__name__ == "tanh"
+    assert model.layers[1].activation.__name__ == "tanh"
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +114,39 @@ def test_load_model_explains_a_missing_or_broken_file(tmp_path):
 def test_keras_is_the_version_pinned(request):
     pinned = (request.config.rootpath / "requirements.txt").read_text()
     assert f"keras=={keras.__version__}" in pinned
+
+
+def test_fused_rmsprop_follows_keras_rmsprop(tiny_mnist):
+    data = prepare(tiny_mnist)
+    initial, trained = [], []
+    for optimizer in (
+        FusedRMSprop(learning_rate=0.01),
+        keras.optimizers.RMSprop(learning_rate=0.01),
+    ):
+        keras.utils.set_random_seed(3)
+        model = build_model(ModelParams(hidden_units=[32]))
+        initial.append(model.get_weights())
+        model.compile(optimizer=optimizer, loss="categorical_crossentropy")
+        model.fit(
+            data["x_train"], data["y_train"], epochs=2, batch_size=50, shuffle=False, verbose=0
+        )
+        trained.append(model.get_weights())
+    for before, after in zip(initial[0], trained[0], strict=True):
+        assert np.abs(after - before).max() > 1e-3  # the optimizer really moved every weight
+    for fused, stock in zip(*trained, strict=True):
+        np.testing.assert_allclose(fused, stock, rtol=1e-4, atol=1e-6)
+
+
+def test_saved_model_loads_with_plain_keras_and_keeps_its_optimizer_state(trained, tmp_path):
+    _, (folder, _) = trained
+    code = (
+        "import keras; m = keras.models.load_model('model.keras');"
+        "print(type(m.optimizer).__name__, int(m.optimizer.iterations))"
+    )
+    (tmp_path / "model.keras").write_bytes((folder / "model.keras").read_bytes())
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env={}
+    )
+    assert result.returncode == 0, result.stderr
+    # 240 training images (20% held out), batches of 32, two epochs: 8 steps each.
+    assert result.stdout.split() == ["RMSprop", "16"]
