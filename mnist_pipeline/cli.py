@@ -2,17 +2,27 @@
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 
 from mnist_pipeline.errors import PipelineError
 
 
-def run(main: Callable[[argparse.Namespace], int | None], parser: argparse.ArgumentParser) -> None:
+def run(
+    main: Callable[[argparse.Namespace], int | None],
+    parser: argparse.ArgumentParser,
+    skip_teardown: bool = False,
+) -> None:
     """Parse arguments, set up logging, call `main(args)` and exit with the status it returns.
 
     A PipelineError (or an OSError, such as a full disk) ends the command with
     `<prog>: error: <message>` on stderr and exit status 1.
+
+    `skip_teardown`, for commands that import TensorFlow: once `main` has returned (its files
+    are written, closed and renamed), end the process without the interpreter's teardown, which
+    spends about a second unloading TensorFlow's modules (measured here: 1.1-1.3 s of a 10 s
+    train stage).
     """
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages too")
     args = parser.parse_args()
@@ -22,9 +32,14 @@ def run(main: Callable[[argparse.Namespace], int | None], parser: argparse.Argum
         stream=sys.stderr,
     )
     try:
-        status = main(args)
+        status = main(args) or 0
     except (PipelineError, OSError) as error:
         parser.exit(1, f"{parser.prog}: error: {error}\n")
     except KeyboardInterrupt:
         parser.exit(130, f"{parser.prog}: interrupted\n")
-    sys.exit(status or 0)
+    if skip_teardown:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)

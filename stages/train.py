@@ -24,4 +24,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main, argparse.ArgumentParser(prog="train", description=__doc__))
+    cli.run(main, argparse.ArgumentParser(prog="train", description=__doc__), skip_teardown=True)
