@@ -150,3 +150,16 @@ def test_saved_model_loads_with_plain_keras_and_keeps_its_optimizer_state(traine
     assert result.returncode == 0, result.stderr
     # 240 training images (20% held out), batches of 32, two epochs: 8 steps each.
     assert result.stdout.split() == ["RMSprop", "16"]
+
+
+def test_steps_per_execution_changes_speed_not_results(tiny_mnist):
+    data = prepare(tiny_mnist)
+    weights = []
+    for steps in (1, 7):
+        params = TrainParams(epochs=1, batch_size=20, steps_per_execution=steps)
+        model, _ = train_model(
+            data["x_train"], data["y_train"], ModelParams(hidden_units=[16]), params
+        )
+        weights.append(model.get_weights())
+    for one_step, seven_steps in zip(*weights, strict=True):
+        np.testing.assert_array_equal(one_step, seven_steps)
