@@ -31,10 +31,13 @@ def measure(command: list[str]) -> tuple[float, float]:
     """
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, not by Popen
+    if process.returncode != 0:
         sys.exit(f"train_speed: {' '.join(command)} failed")
     return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
@@ -48,14 +51,16 @@ def cpu_name() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs of each program (default 3)")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each program (default 5)")
     args = parser.parse_args()
     if not (ROOT / "data/prepared").is_dir():
         sys.exit("train_speed: no data/prepared/; run `dvc repro` first")
 
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in PROGRAMS}
     for run in range(1, args.runs + 1):
-        for name, command in PROGRAMS.items():
+        # Alternate which goes first, so neither always runs on a machine the other warmed.
+        for name in sorted(PROGRAMS, reverse=run % 2 == 0):
+            command = PROGRAMS[name]
             seconds, peak = measure(command)
             results[name].append((seconds, peak))
             print(f"run {run}  {name:<12} {seconds:6.2f} s  {peak:7.0f} MiB", flush=True)

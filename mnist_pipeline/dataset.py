@@ -37,12 +37,14 @@ def check_arrays(arrays: Arrays, verify_checksums: bool, origin: str) -> None:
                 f"{origin}: x_{split} must be uint8 of shape (N, 28, 28), "
                 f"got {images.dtype} {images.shape}"
             )
+        if len(images) == 0:
+            raise PipelineError(f"{origin}: x_{split} holds no images")
         if labels.dtype != np.uint8 or labels.shape != images.shape[:1]:
             raise PipelineError(
                 f"{origin}: y_{split} must be uint8 of shape ({images.shape[0]},), "
                 f"got {labels.dtype} {labels.shape}"
             )
-        if labels.size and labels.max() >= NUM_CLASSES:
+        if labels.max() >= NUM_CLASSES:
             raise PipelineError(f"{origin}: y_{split} has label {labels.max()}, outside 0-9")
     if verify_checksums:
         for name in ARRAY_NAMES:

@@ -76,8 +76,8 @@ def load_npy(path: Path) -> np.ndarray:
 def digit_from_array(array: np.ndarray) -> np.ndarray:
     """A digit in MNIST's form -> uint8 (28, 28).
 
-    Accepted: 28x28 (or 784) integers in 0-255, as data/raw stores them, or floats in [0, 1], as
-    data/prepared does. Light digit on black, already centred: no preparation is applied.
+    Accepted: 28x28 (or 784) integers in 0-255, as data/raw and data/prepared store them, or
+    floats in [0, 1]. Light digit on black, already centred: no preparation is applied.
     """
     digit = np.squeeze(array)
     if digit.shape not in ((FIELD_SIZE, FIELD_SIZE), (FIELD_SIZE * FIELD_SIZE,)):

@@ -8,8 +8,8 @@ before doing any work. A bad value becomes a one-line PipelineError naming the k
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from ruamel.yaml import YAML, YAMLError
 
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.paths import PARAMS_FILE
@@ -107,9 +107,15 @@ def read_params_file(path: Path = PARAMS_FILE) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PipelineError(f"{path}: not found") from None
+    except UnicodeDecodeError as error:
+        raise PipelineError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
+        # YAML 1.2, as DVC reads and writes params.yaml: `1e-5` is a number (PyYAML, on YAML 1.1,
+        # would read the string "1e-5" that `dvc exp run -S train.learning_rate=1e-5` writes).
+        document = YAML(typ="safe").load(text)
+    except YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(error, "problem", None) or "invalid YAML"

@@ -6,7 +6,7 @@ cannot be read is reported on stderr and skipped; the exit status is then 1.
 Images (PNG, JPEG, BMP, GIF, ...; any size; colour, grayscale, palette or transparent) are
 prepared as MNIST's digits were: grayscale, light digit on dark, cropped to the ink, scaled to
 fit 20x20, centred by mass in 28x28. A .npy file holds one digit already in that form: 28x28
-integers 0-255 (as data/raw stores them) or floats in [0, 1] (as data/prepared does).
+integers 0-255 (as data/raw stores them) or floats in [0, 1].
 """
 
 import argparse

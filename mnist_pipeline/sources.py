@@ -71,7 +71,7 @@ def fetch_mnist(params: FetchParams, cache_dir: Path) -> Arrays:
         log.info("trying source %s", name)
         try:
             arrays = loaders[name]()
-            check_arrays(arrays, params.verify_checksums, origin=f"source {name}")
+            check_arrays(arrays, params.verify_checksums, origin="its arrays")
         except (PipelineError, OSError) as error:
             log.warning("source %s failed: %s", name, error)
             failures.append(f"{name}: {error}")
@@ -85,10 +85,14 @@ def from_keras_mirror(
     cache_dir: Path,
     connect_timeout: float,
     retries: int,
-    base_url: str = KERAS_BASE_URL,
+    base_url: str | None = None,
     sha256: str = KERAS_SHA256,
 ) -> Arrays:
-    """Download (once: pooch caches it, verified by SHA-256) and read Keras' mnist.npz."""
+    """Download (once: pooch caches it, verified by SHA-256) and read Keras' mnist.npz.
+
+    `base_url` defaults to KERAS_BASE_URL, looked up at call time.
+    """
+    base_url = base_url or KERAS_BASE_URL
     import requests  # pooch's own HTTP client; imported here as only this source needs it
 
     fetcher = pooch.create(

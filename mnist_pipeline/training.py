@@ -151,7 +151,8 @@ def load_model(path: Path) -> keras.Model:
     check_model_file(path)
     try:
         return keras.models.load_model(path)
-    except (ValueError, OSError, zipfile.BadZipFile) as error:
+    # A zip that is no Keras archive fails in several ways, depending on what it lacks.
+    except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as error:
         raise PipelineError(f"{path}: not a loadable Keras model ({error})") from None
 
 

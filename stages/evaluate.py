@@ -9,14 +9,16 @@ from mnist_pipeline import cli, paths
 from mnist_pipeline.evaluation import draw_mistakes, most_confident_mistakes, score_test_set
 from mnist_pipeline.files import atomic_file, load_arrays
 from mnist_pipeline.params import EvaluateParams, load_section
+from mnist_pipeline.preprocessing import check_prepared
 
 
 def main(args: argparse.Namespace) -> None:
     params = load_section(EvaluateParams)
-    # TensorFlow takes seconds to import: bad params are reported before that.
+    test = load_arrays(paths.PREPARED_DIR, ("x_test", "y_test"), mmap=True)
+    check_prepared(test["x_test"], test["y_test"], origin=str(paths.PREPARED_DIR))
+    # TensorFlow takes seconds to import: bad params and data are reported before that.
     from mnist_pipeline.training import load_model
 
-    test = load_arrays(paths.PREPARED_DIR, ("x_test", "y_test"), mmap=True)
     model = load_model(paths.MODEL_FILE)
     probabilities = model.predict(test["x_test"], batch_size=1024, verbose=0)
     actual = test["y_test"].argmax(axis=1)

@@ -5,14 +5,16 @@ import argparse
 from mnist_pipeline import cli, paths
 from mnist_pipeline.files import atomic_file, load_arrays
 from mnist_pipeline.params import ModelParams, TrainParams, load_section
+from mnist_pipeline.preprocessing import check_prepared
 
 
 def main(args: argparse.Namespace) -> None:
     model_params, train_params = load_section(ModelParams), load_section(TrainParams)
-    # TensorFlow takes seconds to import: bad params are reported before that.
+    data = load_arrays(paths.PREPARED_DIR, ("x_train", "y_train"), mmap=True)
+    check_prepared(data["x_train"], data["y_train"], origin=str(paths.PREPARED_DIR))
+    # TensorFlow takes seconds to import: bad params and data are reported before that.
     from mnist_pipeline.training import save_history, save_model, train_model
 
-    data = load_arrays(paths.PREPARED_DIR, ("x_train", "y_train"), mmap=True)
     model, history = train_model(data["x_train"], data["y_train"], model_params, train_params)
     with atomic_file(paths.MODEL_FILE) as model_file:
         save_model(model, model_file)

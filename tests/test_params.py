@@ -83,6 +83,26 @@ def test_missing_section_file_and_malformed_yaml(tmp_path):
         load_section(TrainParams, tmp_path / "absent" / "params.yaml")
 
 
+def test_numbers_read_as_dvc_writes_them(tmp_path):
+    # `dvc exp run -S train.learning_rate=1e-5` writes `1e-05`: YAML 1.2 reads a number.
+    assert (
+        load_section(TrainParams, write(tmp_path, "train: {learning_rate: 1e-05}\n")).learning_rate
+        == 1e-5
+    )
+    assert (
+        load_section(TrainParams, write(tmp_path, "train: {learning_rate: 1e-3}\n")).learning_rate
+        == 1e-3
+    )
+
+
+def test_duplicate_keys_and_non_utf8_files_are_reported(tmp_path):
+    with pytest.raises(PipelineError, match="params.yaml: malformed YAML at line 3"):
+        load_section(TrainParams, write(tmp_path, "train:\n  epochs: 1\n  epochs: 2\n"))
+    (tmp_path / "params.yaml").write_bytes(b"train: {optimizer: \xff}\n")
+    with pytest.raises(PipelineError, match="params.yaml: not UTF-8 text"):
+        load_section(TrainParams, tmp_path / "params.yaml")
+
+
 def test_a_missing_key_takes_its_default(tmp_path):
     assert load_section(TrainParams, write(tmp_path, "train: {epochs: 2}\n")).batch_size == 128
 

@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
-from mnist_pipeline.preprocessing import flatten_pixels, one_hot, prepare
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.preprocessing import check_prepared, flatten_pixels, one_hot, prepare
 
 
 def test_flatten_pixels_keeps_uint8_rows_in_order():
@@ -27,3 +29,18 @@ def test_prepare_keeps_the_order_of_images_and_labels(tiny_mnist):
     }
     np.testing.assert_array_equal(prepared["y_test"].argmax(axis=1), tiny_mnist["y_test"])
     np.testing.assert_array_equal(prepared["x_train"][7], tiny_mnist["x_train"][7].ravel())
+
+
+def test_check_prepared_accepts_prepare_output_and_names_what_is_wrong(tiny_mnist):
+    prepared = prepare(tiny_mnist)
+    x, y = prepared["x_test"], prepared["y_test"]
+    check_prepared(x, y, origin="data/prepared")
+    bad = [
+        (x.reshape(-1, 28, 28), y, r"pixels must be uint8 of shape \(N, 784\)"),
+        (x[:0], y[:0], r"pixels must be uint8 of shape \(N, 784\), got uint8 \(0, 784\)"),
+        (x, y[:-1], r"labels must be float32 of shape \(100, 10\)"),
+        (x, y * 2, "labels are not one-hot"),
+    ]
+    for pixels, labels, message in bad:
+        with pytest.raises(PipelineError, match=message):
+            check_prepared(pixels, labels, origin="data/prepared")

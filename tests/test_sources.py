@@ -1,6 +1,7 @@
 import gzip
 import hashlib
 import http.server
+import logging
 import pickle
 import socket
 import threading
@@ -157,20 +158,30 @@ def test_unreachable_mirror_fails_fast_with_the_host_named(tmp_path):
     assert time.monotonic() - start < 5
 
 
-def test_fetch_falls_through_to_the_next_source_and_logs_why(tmp_path, tiny_mnist, caplog):
-    params = FetchParams(
-        sources=["local", "keras"],
-        local_path=str(tmp_path / "missing.npz"),
-        verify_checksums=False,
+def test_fetch_falls_through_to_the_next_source_and_logs_why(
+    tmp_path, tiny_mnist, monkeypatch, caplog
+):
+    monkeypatch.setattr(
+        "mnist_pipeline.sources.KERAS_BASE_URL", f"http://127.0.0.1:{closed_port()}/"
     )
-    with pytest.raises(PipelineError) as failure:
-        fetch_mnist(params.model_copy(update={"sources": ["local"]}), tmp_path)
-    assert "local: " in str(failure.value) and "missing.npz" in str(failure.value)
+    params = FetchParams(
+        sources=["keras", "local"],
+        local_path=str(write_npz(tmp_path / "mnist.npz", tiny_mnist)),
+        verify_checksums=False,
+        retries=0,
+    )
+    with caplog.at_level(logging.INFO):
+        assert_same(fetch_mnist(params, tmp_path / "cache"), tiny_mnist)
+    assert "source keras failed: cannot reach 127.0.0.1 (ConnectionError)" in caplog.text
+    assert "fetched MNIST from source local" in caplog.text
 
-    write_npz(tmp_path / "mnist.npz", tiny_mnist)
-    params = params.model_copy(update={"sources": ["local"], "local_path": str(tmp_path)})
-    working = params.model_copy(update={"local_path": str(tmp_path / "mnist.npz")})
-    assert_same(fetch_mnist(working, tmp_path), tiny_mnist)
+
+def test_a_source_whose_arrays_fail_the_checks_counts_as_failed(tmp_path, tiny_mnist):
+    params = FetchParams(
+        sources=["local"], local_path=str(write_npz(tmp_path / "m.npz", tiny_mnist))
+    )
+    with pytest.raises(PipelineError, match="local: its arrays: x_train does not match the orig"):
+        fetch_mnist(params, tmp_path)
 
 
 def test_fetch_lists_every_failed_source(tmp_path, monkeypatch):
@@ -201,6 +212,7 @@ def test_data_that_is_not_mnist_fails_the_checksum_unless_switched_off(tmp_path,
         ("x_test", lambda x: x[:, :27], r"x_test must be uint8 of shape \(N, 28, 28\)"),
         ("y_train", lambda y: y[:-1], r"y_train must be uint8 of shape \(300,\)"),
         ("y_test", lambda y: y + 5, "y_test has label 14, outside 0-9"),
+        ("x_test", lambda x: x[:0], "x_test holds no images"),
     ],
 )
 def test_format_checks_apply_even_without_checksums(tiny_mnist, name, bad, message):

@@ -109,6 +109,10 @@ def test_load_model_explains_a_missing_or_broken_file(tmp_path):
     (tmp_path / "broken.keras").write_bytes(b"PK not really")
     with pytest.raises(PipelineError, match="broken.keras: not a loadable Keras model"):
         load_model(tmp_path / "broken.keras")
+    with zipfile.ZipFile(tmp_path / "other.keras", "w") as archive:
+        archive.writestr("notes.txt", "a zip, but not a model")
+    with pytest.raises(PipelineError, match="other.keras: not a loadable Keras model"):
+        load_model(tmp_path / "other.keras")
 
 
 def test_keras_is_the_version_pinned(request):
