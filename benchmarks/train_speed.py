@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,11 +66,9 @@ def main() -> None:
             results[name].append((seconds, peak))
             print(f"run {run}  {name:<12} {seconds:6.2f} s  {peak:7.0f} MiB", flush=True)
 
-    import keras  # only for the version line, after the timed runs
-
     print(
         f"\nmachine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"Keras {keras.__version__}"
+        f"Keras {version('keras')}"
     )
     medians = {
         name: (statistics.median(s for s, _ in runs), statistics.median(m for _, m in runs))
