@@ -6,6 +6,7 @@ import json
 import numpy as np
 
 from mnist_pipeline import cli, paths
+from mnist_pipeline.dataset import IMAGE_SHAPE
 from mnist_pipeline.evaluation import draw_mistakes, most_confident_mistakes, score_test_set
 from mnist_pipeline.files import atomic_file, load_arrays
 from mnist_pipeline.params import EvaluateParams, load_section
@@ -37,7 +38,7 @@ def main(args: argparse.Namespace) -> None:
             comments="",
         )
 
-    images = test["x_test"].reshape(-1, 28, 28)
+    images = test["x_test"].reshape(-1, *IMAGE_SHAPE)
     mistakes = most_confident_mistakes(actual, probabilities, params.misread_count)
     with atomic_file(paths.MISREAD_IMAGE) as image_file:
         draw_mistakes(images, actual, probabilities, mistakes).save(image_file, format="PNG")
