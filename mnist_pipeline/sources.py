@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pooch
 
-from mnist_pipeline.dataset import ARRAY_NAMES, Arrays, check_arrays
+from mnist_pipeline.dataset import ARRAY_NAMES, IMAGE_SHAPE, Arrays, check_arrays
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files import sha256_of_file
 from mnist_pipeline.params import FetchParams
@@ -197,12 +197,13 @@ def read_classic_pickle(gzipped: bytes, origin: str) -> Arrays:
 
 
 def unscale_pixels(scaled: np.ndarray, origin: str) -> np.ndarray:
-    pixels = np.asarray(scaled, dtype=np.float64) * 256
-    if pixels.ndim != 2 or pixels.shape[1] != 784:
+    # Times a power of two is exact in the array's own float type: no float64 copy is needed.
+    pixels = np.asarray(scaled) * 256
+    if pixels.ndim != 2 or pixels.shape[1] != IMAGE_SHAPE[0] * IMAGE_SHAPE[1]:
         raise PipelineError(f"{origin}: images must have shape (N, 784), got {pixels.shape}")
     if not (np.all(pixels == np.round(pixels)) and pixels.min() >= 0 and pixels.max() <= 255):
         raise PipelineError(f"{origin}: images are not whole pixel values / 256")
-    return pixels.astype(np.uint8).reshape(-1, 28, 28)
+    return pixels.astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
 
 
 def labels_to_uint8(labels: np.ndarray, origin: str) -> np.ndarray:
