@@ -8,6 +8,7 @@ be brought to it first.
 
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -28,24 +29,27 @@ class NoDigitError(ValueError):
     """The picture or array holds no usable digit; read_digit adds the file name."""
 
 
-def read_digit(path: Path) -> np.ndarray:
-    """An image file, or a `.npy` array, -> uint8 (28, 28) the network's input once flattened.
+def read_digit(source: Path | BinaryIO, name: str | None = None) -> np.ndarray:
+    """An image file, or a `.npy` array, -> uint8 (28, 28), MNIST's form of the digit.
 
-    Images are prepared as MNIST's digits were (mnist_digit). A `.npy` file is taken to hold a
-    digit already in MNIST's form and is only checked (digit_from_array).
+    `source` is a path or an open binary file (an upload, say); `name` names it in errors
+    (default: the path). Images are prepared as MNIST's digits were (mnist_digit). A `.npy` path
+    is taken to hold a digit already in MNIST's form and is only checked (digit_from_array).
     """
+    name = name or str(source)
     try:
-        if path.suffix.lower() == ".npy":
-            return digit_from_array(load_npy(path))
-        return mnist_digit(to_grayscale(open_image(path)))
+        if isinstance(source, Path) and source.suffix.lower() == ".npy":
+            return digit_from_array(load_npy(source))
+        return mnist_digit(to_grayscale(open_image(source, name)))
     except NoDigitError as error:
-        raise PipelineError(f"{path}: {error}") from None
+        raise PipelineError(f"{name}: {error}") from None
 
 
-def open_image(path: Path) -> Image.Image:
+def open_image(source: Path | BinaryIO, name: str | None = None) -> Image.Image:
     """Open and fully decode an image, upright as its EXIF orientation says (phone photos)."""
+    path = name or str(source)
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             # Image.open reads only the header: load() decodes, so a truncated file fails here.
             image.load()
             return ImageOps.exif_transpose(image)

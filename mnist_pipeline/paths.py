@@ -5,7 +5,7 @@ from pathlib import Path
 PARAMS_FILE = Path("params.yaml")
 
 RAW_DIR = Path("data/raw")  # fetch: the original MNIST arrays, uint8
-PREPARED_DIR = Path("data/prepared")  # preprocess: flat uint8 pixels, one-hot labels
+PREPARED_DIR = Path("data/prepared")  # preprocess: normalized float32 pixels, one-hot labels
 MODEL_FILE = Path("models/model.keras")  # train
 
 REPORTS_DIR = Path("reports")

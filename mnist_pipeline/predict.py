@@ -15,6 +15,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,7 +24,10 @@ from mnist_pipeline.dataset import NUM_CLASSES
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files import check_model_file
 from mnist_pipeline.imaging import read_digit
-from mnist_pipeline.preprocessing import INPUT_SIZE, flatten_pixels
+from mnist_pipeline.preprocessing import INPUT_SIZE, normalize_pixels
+
+if TYPE_CHECKING:
+    import keras
 
 PROG = "predict"
 
@@ -71,8 +75,8 @@ def top_two(file: Path, probabilities: np.ndarray) -> Reading:
     )
 
 
-def classify(model_path: Path, digits: list[np.ndarray]) -> np.ndarray:
-    """uint8 (28, 28) digits -> (N, 10) probabilities from the model at `model_path`."""
+def load_classifier(model_path: Path) -> "keras.Model":
+    """Load the trained model and check it maps 784 normalized pixels to 10 digit probabilities."""
     from mnist_pipeline.training import load_model  # imports TensorFlow: only when needed
 
     model = load_model(model_path)
@@ -82,7 +86,12 @@ def classify(model_path: Path, digits: list[np.ndarray]) -> np.ndarray:
             f"{model_path}: not a digit classifier (takes {model.input_shape}, gives "
             f"{model.output_shape}; expected {INPUT_SIZE} pixels -> {NUM_CLASSES} digits)"
         )
-    return model.predict(flatten_pixels(np.stack(digits)), batch_size=256, verbose=0)
+    return model
+
+
+def classify(model: "keras.Model", digits: list[np.ndarray]) -> np.ndarray:
+    """uint8 (28, 28) digits -> (N, 10) probabilities, through the pipeline's one normalization."""
+    return model.predict(normalize_pixels(np.stack(digits)), batch_size=256, verbose=0)
 
 
 def predict(files: list[Path], model_path: Path) -> list[Reading]:
@@ -99,12 +108,10 @@ def predict(files: list[Path], model_path: Path) -> list[Reading]:
             print(f"{PROG}: error: {error}", file=sys.stderr)
         else:
             log.debug("%s: prepared as a 28x28 digit", file)
-    # The model loads once, and not at all when no file could be read.
-    probabilities = (
-        dict(zip(digits, classify(model_path, list(digits.values())), strict=True))
-        if digits
-        else {}
-    )
+    probabilities: dict[int, np.ndarray] = {}
+    if digits:  # the model loads once, and not at all when no file could be read
+        model = load_classifier(model_path)
+        probabilities = dict(zip(digits, classify(model, list(digits.values())), strict=True))
     return [
         Reading(file, error=errors[index])
         if index in errors

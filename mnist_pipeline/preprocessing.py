@@ -1,23 +1,26 @@
 """Turn uint8 images and labels into what the network eats. Numpy only: no TensorFlow import.
 
-Pixels stay uint8: the tutorial's scaling (pixel / 255) is the model's first layer instead (see
-training.build_model). The prepared data is then a quarter of the size, and training reads it
-faster and in less memory; and the saved model takes raw pixels, so no user of it (predict, say)
-can forget to scale them.
+The one definition of the network's input: `normalize_pixels`, the tutorial's pixel / 255 in
+float32. The preprocess stage applies it to MNIST, and `predict` (and the web page) to a user's
+picture, so the model never sees pixels scaled any other way.
 """
 
 import numpy as np
 
-from mnist_pipeline.dataset import NUM_CLASSES
+from mnist_pipeline.dataset import IMAGE_SHAPE, NUM_CLASSES
 from mnist_pipeline.errors import PipelineError
 
-INPUT_SIZE = 28 * 28
-PIXEL_SCALE = 1 / 255  # maps uint8 pixels to [0, 1], as the tutorial does
+INPUT_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 
 
-def flatten_pixels(images: np.ndarray) -> np.ndarray:
-    """uint8 images (N, 28, 28) -> uint8 (N, 784), the network's input."""
-    return images.reshape(len(images), INPUT_SIZE)
+def normalize_pixels(images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, 28, 28) or (N, 784) -> float32 (N, 784) in [0, 1], the network's input.
+
+    Bit for bit the tutorial's `images.reshape(N, 784).astype("float32") / 255`.
+    """
+    if images.dtype != np.uint8:
+        raise PipelineError(f"pixels must be uint8 to normalize, got {images.dtype}")
+    return images.reshape(len(images), INPUT_SIZE).astype(np.float32) / np.float32(255)
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:
@@ -26,11 +29,13 @@ def one_hot(labels: np.ndarray) -> np.ndarray:
 
 
 def check_prepared(x: np.ndarray, y: np.ndarray, origin: str) -> None:
-    """Raise PipelineError unless x is uint8 (N, 784) and y float32 one-hot (N, 10), N > 0."""
-    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != INPUT_SIZE or len(x) == 0:
+    """Raise PipelineError unless x is float32 (N, 784) in [0, 1] and y float32 one-hot (N, 10)."""
+    if x.dtype != np.float32 or x.ndim != 2 or x.shape[1] != INPUT_SIZE or len(x) == 0:
         raise PipelineError(
-            f"{origin}: pixels must be uint8 of shape (N, 784), got {x.dtype} {x.shape}"
+            f"{origin}: pixels must be float32 of shape (N, 784), got {x.dtype} {x.shape}"
         )
+    if not (x.min() >= 0 and x.max() <= 1):  # also false for NaN
+        raise PipelineError(f"{origin}: pixels must be within [0, 1] (normalized)")
     if y.dtype != np.float32 or y.shape != (len(x), NUM_CLASSES):
         raise PipelineError(
             f"{origin}: labels must be float32 of shape ({len(x)}, 10), got {y.dtype} {y.shape}"
@@ -42,8 +47,8 @@ def check_prepared(x: np.ndarray, y: np.ndarray, origin: str) -> None:
 def prepare(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The four raw arrays -> x_train, y_train, x_test, y_test ready for training."""
     return {
-        "x_train": flatten_pixels(raw["x_train"]),
+        "x_train": normalize_pixels(raw["x_train"]),
         "y_train": one_hot(raw["y_train"]),
-        "x_test": flatten_pixels(raw["x_test"]),
+        "x_test": normalize_pixels(raw["x_test"]),
         "y_test": one_hot(raw["y_test"]),
     }

@@ -14,14 +14,14 @@ from mnist_pipeline.dataset import NUM_CLASSES
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files import check_model_file
 from mnist_pipeline.params import ModelParams, TrainParams
-from mnist_pipeline.preprocessing import INPUT_SIZE, PIXEL_SCALE
+from mnist_pipeline.preprocessing import INPUT_SIZE
 
 # A zip entry's earliest possible date: the .keras archive then carries no save time.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def build_model(params: ModelParams) -> keras.Sequential:
-    """uint8 pixels (784) -> / 255 -> Dense(units, activation) per hidden layer -> softmax (10)."""
+    """Normalized pixels (784) -> Dense(units, activation) per hidden layer -> softmax (10)."""
     # Explicit layer names: Keras' automatic ones (dense_2, ...) count the models built so far in
     # the process, which would make a saved model depend on what ran before it.
     hidden = [
@@ -30,8 +30,7 @@ def build_model(params: ModelParams) -> keras.Sequential:
     ]
     return keras.Sequential(
         [
-            keras.Input(shape=(INPUT_SIZE,), dtype="uint8", name="pixels"),
-            keras.layers.Rescaling(PIXEL_SCALE, name="scale_pixels"),
+            keras.Input(shape=(INPUT_SIZE,), name="pixels"),
             *hidden,
             keras.layers.Dense(NUM_CLASSES, activation="softmax", name="digit_probabilities"),
         ],

@@ -2,9 +2,31 @@
 
 import numpy as np
 import pytest
-from synthetic import tiny_mnist_arrays
+from project import DVC, copy_project, make_project, run
+from synthetic import tiny_mnist_arrays, write_npz
 
 
 @pytest.fixture(scope="session")
 def tiny_mnist() -> dict[str, np.ndarray]:
     return tiny_mnist_arrays()
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist_npz(tmp_path_factory, tiny_mnist):
+    return write_npz(tmp_path_factory.mktemp("mine") / "mnist.npz", tiny_mnist)
+
+
+@pytest.fixture(scope="session")
+def reproduced_template(tmp_path_factory, tiny_mnist_npz):
+    """The project on tiny data after `dvc repro`, committed: built once, never modified."""
+    repo = make_project(tmp_path_factory.mktemp("template") / "project", tiny_mnist_npz)
+    run(repo, DVC, "repro")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "reproduced")
+    return repo
+
+
+@pytest.fixture
+def reproduced_project(reproduced_template, tmp_path):
+    """A fresh copy of the reproduced project for one test to change as it likes."""
+    return copy_project(reproduced_template, tmp_path / "project")

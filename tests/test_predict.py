@@ -271,12 +271,12 @@ def present(digit: np.ndarray, path: Path, rng: np.random.Generator) -> Path:
 def synthetic_model(tmp_path_factory):
     """A small network trained on the synthetic digits, saved as the pipeline saves its model."""
     from mnist_pipeline.params import ModelParams, TrainParams
-    from mnist_pipeline.preprocessing import flatten_pixels, one_hot
+    from mnist_pipeline.preprocessing import normalize_pixels, one_hot
     from mnist_pipeline.training import save_model, train_model
 
     images, labels = synthetic_digits(60, seed=1)
     model, _ = train_model(
-        flatten_pixels(images),
+        normalize_pixels(images),
         one_hot(labels),
         ModelParams(hidden_units=[128]),
         TrainParams(epochs=15, batch_size=32, learning_rate=0.003, seed=3),
@@ -298,10 +298,10 @@ def error_lines(stderr: str) -> list[str]:
 
 def test_presented_digits_get_the_same_prediction_as_the_originals(synthetic_model, tmp_path):
     model_path, model = synthetic_model
-    from mnist_pipeline.preprocessing import flatten_pixels
+    from mnist_pipeline.preprocessing import normalize_pixels
 
     originals, labels = synthetic_digits(2, seed=2)
-    expected = model.predict(flatten_pixels(originals), verbose=0).argmax(axis=1)
+    expected = model.predict(normalize_pixels(originals), verbose=0).argmax(axis=1)
     assert (expected == labels).mean() >= 0.8  # the model has learnt something: not a constant
 
     rng = np.random.default_rng(3)
@@ -377,12 +377,12 @@ def test_missing_model_is_one_line_pointing_at_dvc_repro(tmp_path):
 def test_a_model_for_something_else_is_refused(synthetic_model, tmp_path):
     import keras
 
-    from mnist_pipeline.predict import classify
+    from mnist_pipeline.predict import load_classifier
 
     other = keras.Sequential([keras.Input(shape=(5,)), keras.layers.Dense(3)])
     other.save(tmp_path / "other.keras")
     with pytest.raises(PipelineError, match="other.keras: not a digit classifier"):
-        classify(tmp_path / "other.keras", [np.zeros((28, 28), np.uint8)])
+        load_classifier(tmp_path / "other.keras")
 
 
 @pytest.mark.skipif(
@@ -390,11 +390,11 @@ def test_a_model_for_something_else_is_refused(synthetic_model, tmp_path):
     reason="needs the pipeline's trained model and raw test set (`dvc repro`)",
 )
 def test_real_mnist_digits_survive_presentation(tmp_path):
-    from mnist_pipeline.preprocessing import flatten_pixels
+    from mnist_pipeline.preprocessing import normalize_pixels
     from mnist_pipeline.training import load_model
 
     originals = np.load(REPO / paths.RAW_DIR / "x_test.npy", mmap_mode="r")[:30]
-    expected = load_model(REPO / paths.MODEL_FILE).predict(flatten_pixels(originals), verbose=0)
+    expected = load_model(REPO / paths.MODEL_FILE).predict(normalize_pixels(originals), verbose=0)
     rng = np.random.default_rng(6)
     files = [present(digit, tmp_path / f"{n:02}.jpg", rng) for n, digit in enumerate(originals)]
     result = run_predict("--json", *files)  # the default model, from the repository root

@@ -22,23 +22,18 @@ from mnist_pipeline.training import (
 def test_default_network_is_the_tutorials():
     model = build_model(ModelParams())
     assert model.count_params() == 407_050  # 784*512 + 512 + 512*10 + 10
-    assert [layer.name for layer in model.layers] == [
-        "scale_pixels",
-        "hidden_1",
-        "digit_probabilities",
-    ]
-    assert [layer.units for layer in model.layers[1:]] == [512, 10]
-    # The tutorial's pixel / 255 is the first layer: the model takes raw uint8 pixels.
-    pixels = np.array([[0, 51, 255] * 261 + [0]], dtype=np.uint8)
-    scaled = np.asarray(model.layers[0](pixels))
-    np.testing.assert_allclose(scaled[0, :3], [0, 0.2, 1], rtol=1e-6)
+    assert [layer.name for layer in model.layers] == ["hidden_1", "digit_probabilities"]
+    assert [layer.units for layer in model.layers] == [512, 10]
+    assert model.layers[0].activation.__name__ == "relu"
     assert model.layers[-1].activation.__name__ == "softmax"
+    # It takes the normalized pixels as they are: no rescaling inside.
+    assert model.input_shape == (None, 784) and model.inputs[0].dtype == "float32"
 
 
 def test_hidden_units_set_the_depth_and_width():
     model = build_model(ModelParams(hidden_units=[256, 128], activation="tanh"))
     assert model.count_params() == (784 * 256 + 256) + (256 * 128 + 128) + (128 * 10 + 10)
-    assert model.layers[1].activation.__name__ == "tanh"
+    assert model.layers[0].activation.__name__ == "tanh"
 
 
 @pytest.fixture(scope="module")
