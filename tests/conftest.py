@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from browser import browser  # noqa: F401 (a fixture for the tests that use it)
 from project import DVC, copy_project, make_project, run
 from synthetic import tiny_mnist_arrays, write_npz
 
