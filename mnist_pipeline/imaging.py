@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.files import load_array
 
 FIELD_SIZE = 28  # MNIST's image side
 BOX_SIZE = 20  # the digit's longer side in that image
@@ -39,7 +40,7 @@ def read_digit(source: Path | BinaryIO, name: str | None = None) -> np.ndarray:
     name = name or str(source)
     try:
         if isinstance(source, Path) and source.suffix.lower() == ".npy":
-            return digit_from_array(load_npy(source))
+            return digit_from_array(load_array(source))
         return mnist_digit(to_grayscale(open_image(source, name)))
     except NoDigitError as error:
         raise PipelineError(f"{name}: {error}") from None
@@ -62,19 +63,6 @@ def open_image(source: Path | BinaryIO, name: str | None = None) -> Image.Image:
     except DECODE_ERRORS as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         raise PipelineError(f"{path}: cannot read image: {reason}") from None
-
-
-def load_npy(path: Path) -> np.ndarray:
-    """Read a `.npy` file without unpickling anything (a pickle could run code)."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: not found") from None
-    except (OSError, ValueError, EOFError) as error:
-        raise PipelineError(f"{path}: not a readable .npy array ({error})") from None
-    if not isinstance(array, np.ndarray):  # np.load returns an NpzFile for an .npz archive
-        raise PipelineError(f"{path}: an .npz archive, not a single .npy array")
-    return array
 
 
 def digit_from_array(array: np.ndarray) -> np.ndarray:

@@ -153,5 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-if __name__ == "__main__":
+def entry_point() -> None:
+    """The `mnist-predict` console script."""
     cli.run(main, build_parser(), skip_teardown=True)
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -119,8 +119,10 @@ def train_model(
         steps_per_execution=train_params.steps_per_execution,
     )
     history = model.fit(
-        x,
-        y,
+        # Handed over as tensors, made once: given numpy arrays, Keras converts them again on its
+        # own, which costs more time and memory (benchmarks/train_speed.py).
+        tf.convert_to_tensor(x),
+        tf.convert_to_tensor(y),
         epochs=train_params.epochs,
         batch_size=train_params.batch_size,
         validation_split=train_params.validation_split,

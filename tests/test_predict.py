@@ -364,6 +364,26 @@ def test_bad_inputs_are_reported_and_the_good_ones_still_read(synthetic_model, t
     assert all(line.startswith("predict: error: ") for line in errors)
 
 
+def test_installed_console_script_predicts_from_any_folder(synthetic_model, tmp_path):
+    model_path, model = synthetic_model
+    script = Path(sys.executable).parent / "mnist-predict"
+    assert script.is_file(), "mnist-predict is not installed: `pip install -e .` (make does it)"
+    digits, labels = synthetic_digits(1, seed=2)
+    np.save(tmp_path / "digit.npy", digits[3])
+    result = subprocess.run(
+        [str(script), "--json", "--model", str(model_path), "digit.npy"],
+        cwd=tmp_path,  # outside the repository: the installed package, not the source tree
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    from mnist_pipeline.preprocessing import normalize_pixels
+
+    expected = int(model.predict(normalize_pixels(digits[3:4]), verbose=0).argmax())
+    assert json.loads(result.stdout)[0]["digit"] == expected
+
+
 def test_missing_model_is_one_line_pointing_at_dvc_repro(tmp_path):
     picture = save(render_glyph(6, size=120), tmp_path / "six.png")
     result = run_predict("--model", tmp_path / "none.keras", picture, "--json")
