@@ -109,7 +109,11 @@ def load_arrays(folder: Path, names: tuple[str, ...], mmap: bool = False) -> dic
     return {name: load_array(folder / f"{name}.npy", mmap, missing) for name in names}
 
 
-def check_model_file(path: Path) -> None:
-    """Raise PipelineError if the trained model is not there yet. Cheap: no TensorFlow import."""
+def check_model_file(path: Path, hint: str = "run `dvc repro` first") -> None:
+    """Raise PipelineError if the trained model is not there yet. Cheap: no TensorFlow import.
+
+    A relative path is resolved against the current folder: the message says which one.
+    """
     if not path.is_file():
-        raise PipelineError(f"{path}: no trained model; run `dvc repro` first")
+        where = "" if path.is_absolute() else f" (looked in {path.resolve().parent})"
+        raise PipelineError(f"{path}: no trained model{where}; {hint}")

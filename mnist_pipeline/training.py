@@ -54,6 +54,14 @@ class FusedRMSprop(keras.optimizers.RMSprop):
     (benchmarks/train_speed.py). Results match the stock class to float rounding, not bit for bit.
     """
 
+    def __init__(self, momentum: float = 0.0, centered: bool = False, **kwargs: object) -> None:
+        if momentum or centered:
+            raise ValueError(
+                "FusedRMSprop implements RMSprop without momentum and not centred; "
+                "use keras.optimizers.RMSprop for momentum or centered"
+            )
+        super().__init__(**kwargs)
+
     def build(self, var_list: list) -> None:
         if self.built:
             return
