@@ -7,8 +7,9 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: pipeline test lint bench constraints
 
+# CI rebuilds everything with `make pipeline REPRO_FLAGS=--force`.
 pipeline: $(VENV)/installed
-	$(BIN)/dvc repro
+	$(BIN)/dvc repro $(REPRO_FLAGS)
 
 test: $(VENV)/installed
 	$(BIN)/ruff check .

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from benchmarks.pictures import off_centre_drawing, paper_photo
 from mnist_pipeline import paths
@@ -23,6 +23,7 @@ from mnist_pipeline.imaging import (
     centre_in_field,
     centre_of_mass,
     digit_from_array,
+    dilate,
     fit_box,
     is_dark_on_light,
     mnist_digit,
@@ -159,6 +160,13 @@ def test_fit_box_keeps_the_aspect_ratio():
     bar = np.ones((100, 10), dtype=np.float32)
     assert fit_box(bar).shape == (20, 2)
     assert fit_box(np.ones((3, 6), dtype=np.float32)).shape == (10, 20)  # small ones grow
+
+
+@pytest.mark.parametrize("reach", [1, 2, 5, 13, 40])
+def test_dilate_grows_ink_like_a_max_filter(reach):
+    mask = np.random.default_rng(reach).random((30, 37)) > 0.97
+    expected = np.asarray(Image.fromarray(mask).filter(ImageFilter.MaxFilter(2 * reach + 1)))
+    np.testing.assert_array_equal(dilate(mask, reach), expected)
 
 
 def test_centring_never_cuts_off_ink():
