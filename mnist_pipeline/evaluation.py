@@ -1,60 +1,56 @@
 """Score predictions on the test set: accuracy, loss, per-digit metrics, and the worst mistakes.
 
-Numpy and Pillow only; the stage runs the model and hands the probabilities over.
+numpy, pandas and Pillow: no TensorFlow; the stage runs the model and hands the probabilities over.
 """
 
 import logging
 import math
 
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from mnist_pipeline.dataset import NUM_CLASSES
+from mnist_pipeline.dataset import IMAGE_SHAPE, NUM_CLASSES
 
 log = logging.getLogger(__name__)
 
 # Keras clips probabilities the same way inside categorical_crossentropy.
 EPSILON = 1e-7
 
-
-def confusion_matrix(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """(10, 10) counts: row = actual digit, column = predicted digit."""
-    pairs = actual.astype(np.int64) * NUM_CLASSES + predicted
-    return np.bincount(pairs, minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
+DIGITS = pd.RangeIndex(NUM_CLASSES, name="digit")
 
 
-def safe_ratio(numerator: float, denominator: float, what: str) -> float:
-    """numerator / denominator, or 0.0 (with a warning) when nothing was counted, never NaN."""
-    if denominator == 0:
-        log.warning("%s is undefined (nothing to divide by); reported as 0", what)
-        return 0.0
-    return float(numerator / denominator)
+def confusion_matrix(actual: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:
+    """(10, 10) counts: row = actual digit, column = predicted digit, every digit present."""
+    digits = pd.CategoricalDtype(DIGITS)
+    return pd.crosstab(
+        pd.Series(actual, dtype=digits, name="actual"),
+        pd.Series(predicted, dtype=digits, name="predicted"),
+        dropna=False,
+    )
 
 
-def per_class_metrics(confusion: np.ndarray) -> dict[str, dict[str, float | int]]:
-    """Precision, recall, F1 and support of each digit, from a confusion matrix."""
-    metrics = {}
-    for digit in range(len(confusion)):
-        hits = confusion[digit, digit]
-        predicted, support = confusion[:, digit].sum(), confusion[digit, :].sum()
-        precision = safe_ratio(hits, predicted, f"precision of digit {digit} (never predicted)")
-        recall = safe_ratio(hits, support, f"recall of digit {digit} (absent from the test set)")
-        f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-        metrics[str(digit)] = {
-            "precision": precision,
-            "recall": recall,
-            "f1": f1,
-            "support": int(support),
-        }
-    return metrics
+def safe_ratio(numerator: pd.Series, denominator: pd.Series, name: str, why: str) -> pd.Series:
+    """numerator / denominator per digit; 0.0 with a warning where the denominator is 0, not NaN."""
+    for digit in denominator.index[denominator == 0]:
+        log.warning("%s of digit %d is undefined (%s); reported as 0", name, digit, why)
+    return (numerator / denominator.where(denominator != 0)).fillna(0.0)
 
 
-def macro_average(per_class: dict[str, dict[str, float | int]]) -> dict[str, float]:
+def per_class_metrics(confusion: pd.DataFrame) -> pd.DataFrame:
+    """Precision, recall, F1 and support of each digit, a row per digit, from a confusion matrix."""
+    hits = pd.Series(np.diag(confusion), index=DIGITS)
+    predicted = pd.Series(confusion.sum(axis=0).to_numpy(), index=DIGITS)
+    support = pd.Series(confusion.sum(axis=1).to_numpy(), index=DIGITS)
+    precision = safe_ratio(hits, predicted, "precision", "never predicted")
+    recall = safe_ratio(hits, support, "recall", "absent from the test set")
+    f1 = (2 * precision * recall / (precision + recall)).fillna(0.0)
+    return pd.DataFrame({"precision": precision, "recall": recall, "f1": f1, "support": support})
+
+
+def macro_average(per_class: pd.DataFrame) -> dict[str, float]:
     """Unweighted mean over the digits of precision, recall and F1."""
-    return {
-        name: float(np.mean([scores[name] for scores in per_class.values()]))
-        for name in ("precision", "recall", "f1")
-    }
+    return per_class[["precision", "recall", "f1"]].mean().to_dict()
 
 
 def cross_entropy(actual: np.ndarray, probabilities: np.ndarray) -> float:
@@ -63,18 +59,26 @@ def cross_entropy(actual: np.ndarray, probabilities: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(probabilities[rows, actual], EPSILON, 1 - EPSILON))))
 
 
-def score_test_set(actual: np.ndarray, probabilities: np.ndarray) -> dict[str, object]:
-    """The evaluate stage's metrics.json content for labels (N,) and softmax outputs (N, 10)."""
-    predicted = probabilities.argmax(axis=1)
-    per_class = per_class_metrics(confusion_matrix(actual, predicted))
+def score_test_set(
+    actual: np.ndarray, probabilities: np.ndarray, per_class: pd.DataFrame
+) -> dict[str, object]:
+    """metrics.json's content: labels (N,), softmax outputs (N, 10) and their per-digit scores."""
     return {
         "test": {
-            "accuracy": float(np.mean(predicted == actual)),
+            "accuracy": float(np.mean(probabilities.argmax(axis=1) == actual)),
             "loss": cross_entropy(actual, probabilities),
             "macro_avg": macro_average(per_class),
-            "per_class": per_class,
+            "per_class": {
+                str(digit): {**scores, "support": int(scores["support"])}
+                for digit, scores in per_class.to_dict(orient="index").items()
+            },
         }
     }
+
+
+def predictions_table(actual: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
+    """A row per test image, its `actual` and `predicted` digit: DVC's confusion-matrix input."""
+    return pd.DataFrame({"actual": actual, "predicted": probabilities.argmax(axis=1)})
 
 
 def most_confident_mistakes(
@@ -88,15 +92,16 @@ def most_confident_mistakes(
 
 
 def draw_mistakes(
-    images: np.ndarray,
+    pixels: np.ndarray,
     actual: np.ndarray,
     probabilities: np.ndarray,
     indices: np.ndarray,
     zoom: int = 4,
 ) -> Image.Image:
-    """A grid of the given images, each captioned `true -> predicted (probability)`."""
+    """A grid of the given images (normalized pixels, (N, 784)), each captioned
+    `true -> predicted (probability)`."""
     font = ImageFont.load_default(size=14)
-    side, caption, gap = images.shape[1] * zoom, 20, 4
+    side, caption, gap = IMAGE_SHAPE[0] * zoom, 20, 4
     columns = max(1, math.ceil(math.sqrt(len(indices))))
     rows = max(1, math.ceil(len(indices) / columns))
     sheet = Image.new("L", (columns * (side + gap), rows * (side + caption + gap)), color=64)
@@ -106,7 +111,8 @@ def draw_mistakes(
     for position, index in enumerate(indices):
         left = (position % columns) * (side + gap)
         top = (position // columns) * (side + caption + gap)
-        digit = Image.fromarray(images[index]).resize((side, side), Image.Resampling.NEAREST)
+        gray = np.rint(pixels[index].reshape(IMAGE_SHAPE) * 255).astype(np.uint8)
+        digit = Image.fromarray(gray).resize((side, side), Image.Resampling.NEAREST)
         sheet.paste(digit, (left, top))
         guess = int(probabilities[index].argmax())
         label = f"{actual[index]} -> {guess} ({probabilities[index, guess]:.2f})"

@@ -14,4 +14,5 @@ TRAIN_HISTORY_FILE = REPORTS_DIR / "train" / "train.csv"
 VALIDATION_HISTORY_FILE = REPORTS_DIR / "train" / "validation.csv"
 METRICS_FILE = REPORTS_DIR / "metrics.json"  # evaluate
 PREDICTIONS_FILE = REPORTS_DIR / "evaluate" / "predictions.csv"  # evaluate: confusion matrix
+PER_CLASS_FILE = REPORTS_DIR / "evaluate" / "per_class.csv"  # evaluate: precision, recall, F1
 MISREAD_IMAGE = REPORTS_DIR / "evaluate" / "misread.png"  # evaluate: most confident mistakes

@@ -1,6 +1,5 @@
 """Build the tutorial's network from params, train it deterministically, save it reproducibly."""
 
-import csv
 import json
 import sys
 import zipfile
@@ -8,6 +7,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from mnist_pipeline.dataset import NUM_CLASSES
@@ -135,14 +135,14 @@ def save_history(history: dict[str, list[float]], train_file: Path, validation_f
     """Write the per-epoch metrics as CSV tables for `dvc plots`: one for the training data, one
     for the validation data (header only when train.validation_split is 0, so plots still draw).
     """
-    names = sorted(name for name in history if not name.startswith("val_"))
-    epochs = range(1, len(history[names[0]]) + 1)
-    for path, prefix in ((train_file, ""), (validation_file, "val_")):
-        columns = [history.get(prefix + name, []) for name in names]
-        with path.open("w", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(["epoch", *names])
-            writer.writerows(zip(epochs, *columns, strict=False))
+    table = pd.DataFrame(history).sort_index(axis=1)
+    table.index = pd.RangeIndex(1, len(table) + 1, name="epoch")
+    is_validation = table.columns.str.startswith("val_")
+    train = table.loc[:, ~is_validation]
+    validation = table.loc[:, is_validation].rename(columns=lambda name: name.removeprefix("val_"))
+    train.to_csv(train_file)
+    # Without validation every row is empty: the header alone remains, with every plotted field.
+    validation.reindex(columns=train.columns).dropna(how="all").to_csv(validation_file)
 
 
 def load_model(path: Path) -> keras.Model:

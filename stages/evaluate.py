@@ -1,13 +1,17 @@
-"""Stage evaluate: score the model on the test set; write metrics, predictions, misread digits."""
+"""Stage evaluate: score the model on the test set; write metrics, tables and misread digits."""
 
 import argparse
 import json
 
-import numpy as np
-
 from mnist_pipeline import cli, paths
-from mnist_pipeline.dataset import IMAGE_SHAPE
-from mnist_pipeline.evaluation import draw_mistakes, most_confident_mistakes, score_test_set
+from mnist_pipeline.evaluation import (
+    confusion_matrix,
+    draw_mistakes,
+    most_confident_mistakes,
+    per_class_metrics,
+    predictions_table,
+    score_test_set,
+)
 from mnist_pipeline.files import atomic_file, load_arrays
 from mnist_pipeline.params import EvaluateParams, load_section
 from mnist_pipeline.preprocessing import check_prepared
@@ -23,25 +27,20 @@ def main(args: argparse.Namespace) -> None:
     model = load_model(paths.MODEL_FILE)
     probabilities = model.predict(test["x_test"], batch_size=1024, verbose=0)
     actual = test["y_test"].argmax(axis=1)
+    predictions = predictions_table(actual, probabilities)
+    per_class = per_class_metrics(confusion_matrix(actual, predictions["predicted"]))
+    mistakes = most_confident_mistakes(actual, probabilities, params.misread_count)
 
     with atomic_file(paths.METRICS_FILE) as metrics_file:
-        metrics_file.write_text(json.dumps(score_test_set(actual, probabilities), indent=2) + "\n")
-
+        metrics = score_test_set(actual, probabilities, per_class)
+        metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
     with atomic_file(paths.PREDICTIONS_FILE) as predictions_file:
-        predicted = probabilities.argmax(axis=1)
-        np.savetxt(
-            predictions_file,
-            np.column_stack([actual, predicted]),
-            fmt="%d",
-            delimiter=",",
-            header="actual,predicted",
-            comments="",
-        )
-
-    images = test["x_test"].reshape(-1, *IMAGE_SHAPE)
-    mistakes = most_confident_mistakes(actual, probabilities, params.misread_count)
+        predictions.to_csv(predictions_file, index=False)
+    with atomic_file(paths.PER_CLASS_FILE) as per_class_file:
+        per_class.to_csv(per_class_file)
     with atomic_file(paths.MISREAD_IMAGE) as image_file:
-        draw_mistakes(images, actual, probabilities, mistakes).save(image_file, format="PNG")
+        sheet = draw_mistakes(test["x_test"], actual, probabilities, mistakes)
+        sheet.save(image_file, format="PNG")
 
 
 if __name__ == "__main__":

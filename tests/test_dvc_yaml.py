@@ -72,6 +72,7 @@ def test_outs_and_data_deps_are_the_paths_the_code_uses():
     assert out_paths("evaluate") == {
         str(paths.METRICS_FILE),
         str(paths.PREDICTIONS_FILE),
+        str(paths.PER_CLASS_FILE),
         str(paths.MISREAD_IMAGE),
     }
     data_deps = {
@@ -98,6 +99,7 @@ def test_reports_are_in_git_and_declared_as_metrics_and_plots():
         paths.TRAIN_HISTORY_FILE,
         paths.VALIDATION_HISTORY_FILE,
         paths.PREDICTIONS_FILE,
+        paths.PER_CLASS_FILE,
         paths.MISREAD_IMAGE,
     ):
         assert str(path) in plotted

@@ -19,6 +19,12 @@ def test_repro_runs_every_stage_and_writes_metrics(tmp_path, tiny_mnist_npz):
     assert 0 <= metrics["accuracy"] <= 1 and metrics["loss"] > 0
     assert sorted(metrics["per_class"]) == [str(digit) for digit in range(10)]
     assert {"precision", "recall", "f1", "support"} == set(metrics["per_class"]["3"])
+    per_class = (repo / "reports/evaluate/per_class.csv").read_text().splitlines()
+    assert per_class[0] == "digit,precision,recall,f1,support"
+    assert [line.split(",")[0] for line in per_class[1:]] == [str(digit) for digit in range(10)]
+    assert per_class[4].split(",")[1:] == [
+        str(metrics["per_class"]["3"][name]) for name in ("precision", "recall", "f1", "support")
+    ]
     shown = json.loads(output(repo, DVC, "metrics", "show", "--json"))
     reported = shown[""]["data"]["reports/metrics.json"]["data"]["test"]
     assert reported["accuracy"] == metrics["accuracy"]
@@ -56,7 +62,12 @@ def test_plots_show_draws_curves_confusion_and_misread_digits(reproduced_project
     repo = reproduced_project
     run(repo, DVC, "plots", "show", "-o", "plots_html")
     page = (repo / "plots_html/index.html").read_text()
-    for title in ("Loss per epoch", "Accuracy per epoch", "Confusion matrix of the test set"):
+    for title in (
+        "Loss per epoch",
+        "Accuracy per epoch",
+        "Confusion matrix of the test set",
+        "Precision, recall and F1 per digit",
+    ):
         assert title in page
     assert '"predicted"' in page and '"actual"' in page
     assert "misread.png" in page
