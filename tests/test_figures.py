@@ -18,8 +18,8 @@ from project import DVC, run
 
 pytestmark = pytest.mark.e2e
 
-# Pixels of a colour (not white, grey or black) a drawn plot has at least: its marks and legend
-# (one epoch's single point, on tiny data). Axes, titles and an empty frame have none.
+# Pixels of a colour (not white, grey or black) a drawn plot has at least, in its marks or its
+# legend (on tiny data a curve is one epoch's point). Axes, titles and an empty frame have none.
 MIN_COLOURED = 50
 DRAW_WAIT_S = 30  # at most, for the page's plots to appear
 
@@ -43,10 +43,10 @@ def test_png_draws_each_plot_once_and_the_same_bytes_every_time(reproduced_proje
     repo = reproduced_project
     figures(repo, "png", "first")
     figures(repo, "png", "second")
+    plots = yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]
     drawn = sorted((repo / "first").iterdir())
-    assert len(drawn) == len(yaml.safe_load((repo / "dvc.yaml").read_text())["plots"])
-    images = {repo / path for path in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]
-              if isinstance(path, str) and path.endswith(".png")}  # fmt: skip
+    assert len(drawn) == len(plots)
+    images = {repo / plot for plot in plots if isinstance(plot, str) and plot.endswith(".png")}
     for path in drawn:
         png = path.read_bytes()
         assert png == (repo / "second" / path.name).read_bytes(), path.name
