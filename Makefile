@@ -28,9 +28,9 @@ bench: $(VENV)/installed
 	$(BIN)/python benchmarks/train_speed.py
 
 # Reinstall whenever a requirements file changes.
-$(VENV)/installed: requirements.txt requirements-dev.txt constraints.txt
+$(VENV)/installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt --editable .
 	touch $@
 
 constraints: $(VENV)/installed

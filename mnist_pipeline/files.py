@@ -5,6 +5,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -66,21 +67,53 @@ def save_arrays(folder: Path, arrays: Mapping[str, np.ndarray]) -> None:
             np.save(tmp / f"{name}.npy", array, allow_pickle=False)
 
 
+@contextlib.contextmanager
+def numpy_read_errors(path: Path, kind: str, missing: str = "not found") -> Iterator[None]:
+    """Turn what np.load raises for `path` into one PipelineError line: the one place that does.
+
+    `kind` names what the file should be (".npy array", ".npz archive"); `missing` is the message
+    for a file that is not there.
+    """
+    try:
+        yield
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: {missing}") from None
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as error:
+        raise PipelineError(f"{path}: not a readable {kind} ({error})") from None
+
+
+def load_array(path: Path, mmap: bool = False, missing: str = "not found") -> np.ndarray:
+    """Read one `.npy` array, never unpickling anything (a pickle could run code); `mmap` maps
+    the file rather than reading it."""
+    with numpy_read_errors(path, ".npy array", missing):
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    if not isinstance(array, np.ndarray):  # np.load opens an .npz archive as an NpzFile
+        array.close()
+        raise PipelineError(f"{path}: an .npz archive, not a single .npy array")
+    return array
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    """Read every array of an `.npz` archive, never unpickling anything."""
+    with numpy_read_errors(path, ".npz archive"):
+        archive = np.load(path, allow_pickle=False)
+    if isinstance(archive, np.ndarray):
+        raise PipelineError(f"{path}: a single .npy array, not an .npz archive")
+    with archive, numpy_read_errors(path, ".npz archive"):  # members are read here
+        return {name: archive[name] for name in archive.files}
+
+
 def load_arrays(folder: Path, names: tuple[str, ...], mmap: bool = False) -> dict[str, np.ndarray]:
-    """Read `<name>.npy` for each name; `mmap` maps the files rather than reading them."""
-    arrays = {}
-    for name in names:
-        path = folder / f"{name}.npy"
-        try:
-            arrays[name] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-        except FileNotFoundError:
-            raise PipelineError(f"{path}: missing; run `dvc repro` to create it") from None
-        except (ValueError, EOFError, OSError) as error:
-            raise PipelineError(f"{path}: not a readable .npy array ({error})") from None
-    return arrays
+    """Read `<name>.npy` for each name, as save_arrays wrote them."""
+    missing = "missing; run `dvc repro` to create it"
+    return {name: load_array(folder / f"{name}.npy", mmap, missing) for name in names}
 
 
-def check_model_file(path: Path) -> None:
-    """Raise PipelineError if the trained model is not there yet. Cheap: no TensorFlow import."""
+def check_model_file(path: Path, hint: str = "run `dvc repro` first") -> None:
+    """Raise PipelineError if the trained model is not there yet. Cheap: no TensorFlow import.
+
+    A relative path is resolved against the current folder: the message says which one.
+    """
     if not path.is_file():
-        raise PipelineError(f"{path}: no trained model; run `dvc repro` first")
+        where = "" if path.is_absolute() else f" (looked in {path.resolve().parent})"
+        raise PipelineError(f"{path}: no trained model{where}; {hint}")

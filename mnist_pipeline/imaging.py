@@ -6,21 +6,27 @@ centre. A network trained on MNIST only knows digits in that form, so a photo or
 be brought to it first.
 """
 
+import math
 import struct
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.files import load_array
 
 FIELD_SIZE = 28  # MNIST's image side
 BOX_SIZE = 20  # the digit's longer side in that image
-# After stretching the ink to [0, 1]: weaker pixels are paper texture or compression noise.
-NOISE_LEVEL = 0.2
-# An image whose ink is within this (of full scale) of its background holds no digit.
+# An image whose darkest ink is within this fraction of the paper's brightness holds no digit.
 MIN_CONTRAST = 0.15
+# Ink weaker than this (of the strongest) is paper texture or sensor noise, whatever the picture.
+NOISE_LEVEL = 0.2
+# The paper's brightness is estimated on a grid of about PAPER_GRID cells along the longer side,
+# taking the brightest cell within PAPER_WINDOW cells: wider than any pen stroke.
+PAPER_GRID = 32
+PAPER_WINDOW = 5
 # Pillow's decoders raise any of these for a damaged or unsupported file.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
@@ -39,7 +45,7 @@ def read_digit(source: Path | BinaryIO, name: str | None = None) -> np.ndarray:
     name = name or str(source)
     try:
         if isinstance(source, Path) and source.suffix.lower() == ".npy":
-            return digit_from_array(load_npy(source))
+            return digit_from_array(load_array(source))
         return mnist_digit(to_grayscale(open_image(source, name)))
     except NoDigitError as error:
         raise PipelineError(f"{name}: {error}") from None
@@ -50,6 +56,9 @@ def open_image(source: Path | BinaryIO, name: str | None = None) -> Image.Image:
     path = name or str(source)
     try:
         with Image.open(source) as image:
+            # An animated GIF or a multi-page TIFF: which frame holds the digit is anyone's guess.
+            if (frames := getattr(image, "n_frames", 1)) > 1:
+                raise PipelineError(f"{path}: has {frames} frames; give one picture per file")
             # Image.open reads only the header: load() decodes, so a truncated file fails here.
             image.load()
             return ImageOps.exif_transpose(image)
@@ -62,19 +71,6 @@ def open_image(source: Path | BinaryIO, name: str | None = None) -> Image.Image:
     except DECODE_ERRORS as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         raise PipelineError(f"{path}: cannot read image: {reason}") from None
-
-
-def load_npy(path: Path) -> np.ndarray:
-    """Read a `.npy` file without unpickling anything (a pickle could run code)."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: not found") from None
-    except (OSError, ValueError, EOFError) as error:
-        raise PipelineError(f"{path}: not a readable .npy array ({error})") from None
-    if not isinstance(array, np.ndarray):  # np.load returns an NpzFile for an .npz archive
-        raise PipelineError(f"{path}: an .npz archive, not a single .npy array")
-    return array
 
 
 def digit_from_array(array: np.ndarray) -> np.ndarray:
@@ -103,8 +99,8 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
     Transparent pixels show the background that contrasts with the opaque ones: a digit drawn
     only in the alpha channel stays visible whether its ink is dark or light.
     """
-    if image.mode.startswith("I;16"):  # 16-bit grayscale; convert("L") would clip it
-        return np.asarray(image, dtype=np.float32) / 257
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        return high_depth_to_gray(np.asarray(image, dtype=np.float64), image.mode)
     if image.has_transparency_data:
         rgba = image.convert("RGBA")
         alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
@@ -113,6 +109,22 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
         background = 255.0 if opaque_mean < 128 else 0.0
         return luminance * alpha + background * (1 - alpha)
     return np.asarray(image.convert("L"), dtype=np.float32)
+
+
+def high_depth_to_gray(values: np.ndarray, mode: str) -> np.ndarray:
+    """16- or 32-bit integer, or float, grayscale -> float32 in [0, 255], by the range it uses.
+
+    convert("L") would clip such pixels to 0-255. The full scale is the smallest that holds every
+    value: [0, 1] (floats only), 8, 16 or 31 bits (mode I is signed), so faint noise stays faint.
+    """
+    if not np.all(np.isfinite(values)):
+        raise NoDigitError(f"{mode} pixels include NaN or infinity")
+    if values.size and values.min() < 0:
+        raise NoDigitError(f"{mode} pixels include negative values; expected 0 and up")
+    scales = (1.0, 255.0, 65535.0, 2.0**31 - 1) if mode == "F" else (255.0, 65535.0, 2.0**31 - 1)
+    peak = values.max(initial=0)
+    full_scale = next((scale for scale in scales if peak <= scale), peak)
+    return (values * (255 / full_scale)).astype(np.float32)
 
 
 def border(gray: np.ndarray) -> np.ndarray:
@@ -125,20 +137,56 @@ def is_dark_on_light(gray: np.ndarray) -> bool:
     return bool(np.median(border(gray)) > 127.5)
 
 
+def paper_brightness(light: np.ndarray) -> np.ndarray:
+    """The background's brightness at each pixel of a picture whose background is its light part.
+
+    A max filter over a coarse copy, scaled back up: ink is darker than the paper around it, so it
+    drops out, while light that falls off across a photographed sheet is followed.
+    """
+    height, width = light.shape
+    cell = max(1, math.ceil(max(height, width) / PAPER_GRID))
+    rows, columns = math.ceil(height / cell), math.ceil(width / cell)
+    padded = np.pad(light, ((0, rows * cell - height), (0, columns * cell - width)), mode="edge")
+    cells = padded.reshape(rows, cell, columns, cell).max(axis=(1, 3))
+    paper = Image.fromarray(cells.astype(np.float32), "F").filter(
+        ImageFilter.MaxFilter(PAPER_WINDOW)
+    )
+    full_size = paper.resize((columns * cell, rows * cell), Image.Resampling.BILINEAR)
+    return np.asarray(full_size)[:height, :width]
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """The level in [0, 1] that best splits `values` into two classes (Otsu's method)."""
+    counts, edges = np.histogram(values, bins=bins, range=(0, 1))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_below = np.cumsum(counts, dtype=np.float64)
+    weight_above = weight_below[-1] - weight_below
+    mass_below = np.cumsum(counts * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_below = mass_below / weight_below
+        mean_above = (mass_below[-1] - mass_below) / weight_above
+        between = np.nan_to_num(weight_below * weight_above * (mean_below - mean_above) ** 2)
+    return float(edges[np.argmax(between) + 1])
+
+
 def ink_intensity(gray: np.ndarray) -> np.ndarray:
     """Grayscale -> float32 ink in [0, 1] on a 0 background, light digit on dark as in MNIST.
 
-    The background level becomes 0 and the strongest ink 1, so pencil on grey paper looks like
-    MNIST's full-contrast strokes; what stays below NOISE_LEVEL is set to 0.
+    Each pixel's ink is how much darker it is than the paper around it (paper_brightness), so a
+    photo's uneven light does not turn paper into ink; the strongest ink becomes 1, as in MNIST's
+    full-contrast strokes, and what falls below the picture's own ink threshold (Otsu's, on that
+    ink) is paper texture, ruled lines or noise, set to 0.
     """
     if gray.size == 0:
         raise NoDigitError("empty image (no pixels)")
-    ink = 255 - gray if is_dark_on_light(gray) else gray
-    background, peak = float(np.median(border(ink))), float(ink.max())
-    if peak - background < MIN_CONTRAST * 255:
+    light = gray if is_dark_on_light(gray) else 255 - gray  # the background is the light part
+    ink = np.clip(1 - light / np.maximum(paper_brightness(light), 1), 0, 1)
+    peak = float(ink.max())
+    if peak < MIN_CONTRAST:
         raise NoDigitError("blank image: no digit found")
-    ink = np.clip((ink - background) / (peak - background), 0, 1).astype(np.float32)
-    ink[ink < NOISE_LEVEL] = 0
+    ink = (ink / peak).astype(np.float32)
+    candidates = ink[ink > NOISE_LEVEL]
+    ink[ink <= otsu_threshold(candidates)] = 0
     return ink
 
 

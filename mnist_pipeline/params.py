@@ -5,6 +5,7 @@ before doing any work. A bad value becomes a one-line PipelineError naming the k
 `params.yaml: train.epochs must be greater than 0, got -1`.
 """
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -21,8 +22,9 @@ Optimizer = Literal["rmsprop", "adam", "adamw", "nadam", "sgd"]
 
 class Section(BaseModel):
     # strict: `epochs: "5"` or `epochs: 5.0` is an error, not a silent conversion;
-    # extra="forbid": a typo such as `train.epoch` is an error, not an ignored key.
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    # extra="forbid": a typo such as `train.epoch` is an error, not an ignored key;
+    # allow_inf_nan=False: `.nan` or `.inf` is "must be a finite number", not a range error.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FetchParams(Section):
@@ -34,6 +36,7 @@ class FetchParams(Section):
     )
     local_path: str | None = Field(
         default=None,
+        min_length=1,
         description="A `mnist.npz` laid out like Keras' or a folder with the four IDX files "
         "(gzipped or not); used by the `local` source",
     )
@@ -84,6 +87,18 @@ class TrainParams(Section):
         le=100000,
         description="Batches Keras runs per call into TensorFlow: speed only, same results",
     )
+
+    def check_split(self, num_samples: int) -> None:
+        """Raise PipelineError unless validation_split leaves images both to train and, if asked
+        for, to validate on: Keras would only find out after TensorFlow has loaded."""
+        # Keras' own rule: the first floor(N * (1 - split)) images train, the rest validate.
+        num_train = math.floor(num_samples * (1 - self.validation_split))
+        if num_train == 0 or (self.validation_split > 0 and num_train == num_samples):
+            left = "no image to train on" if num_train == 0 else "no image to validate on"
+            raise PipelineError(
+                f"{PARAMS_FILE}: train.validation_split {self.validation_split} leaves {left} "
+                f"({num_samples} training images)"
+            )
 
 
 class EvaluateParams(Section):
@@ -154,6 +169,8 @@ TYPE_MESSAGES = {
     "string_type": "must be a string",
     "list_type": "must be a list",
     "too_short": "must not be empty",
+    "string_too_short": "must not be empty",
+    "finite_number": "must be a finite number",
 }
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import keras
 
 PROG = "predict"
+MISSING_MODEL_HINT = "run `dvc repro` in the project first, or name the model with --model PATH"
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def classify(model: "keras.Model", digits: list[np.ndarray]) -> np.ndarray:
 def predict(files: list[Path], model_path: Path) -> list[Reading]:
     """One Reading per file, in order; an unreadable file is reported on stderr and carried on."""
     # Before TensorFlow loads (seconds, and noise on stderr): is there a model at all?
-    check_model_file(model_path)
+    check_model_file(model_path, hint=MISSING_MODEL_HINT)
     digits: dict[int, np.ndarray] = {}
     errors: dict[int, str] = {}
     for index, file in enumerate(files):
@@ -153,5 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-if __name__ == "__main__":
+def entry_point() -> None:
+    """The `mnist-predict` console script."""
     cli.run(main, build_parser(), skip_teardown=True)
+
+
+if __name__ == "__main__":
+    entry_point()

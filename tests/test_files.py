@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.files import atomic_dir, atomic_file, load_arrays, save_arrays
+from mnist_pipeline.files import (
+    atomic_dir,
+    atomic_file,
+    load_array,
+    load_arrays,
+    load_npz,
+    save_arrays,
+)
 
 
 def test_atomic_file_appears_only_when_the_block_succeeds(tmp_path):
@@ -42,3 +49,25 @@ def test_load_arrays_names_the_missing_or_broken_file(tmp_path):
     (tmp_path / "x_test.npy").write_bytes(b"\x93NUMPY garbage")
     with pytest.raises(PipelineError, match=r"x_test.npy: not a readable .npy array"):
         load_arrays(tmp_path, ("x_test",))
+
+
+def test_load_array_and_load_npz_each_refuse_the_other_format(tmp_path):
+    np.save(tmp_path / "one.npy", np.arange(3))
+    np.savez(tmp_path / "many.npz", a=np.arange(2), b=np.ones(1))
+    np.testing.assert_array_equal(load_array(tmp_path / "one.npy"), np.arange(3))
+    assert sorted(load_npz(tmp_path / "many.npz")) == ["a", "b"]
+    with pytest.raises(PipelineError, match=r"many.npz: an .npz archive, not a single .npy array"):
+        load_array(tmp_path / "many.npz")
+    with pytest.raises(PipelineError, match=r"one.npy: a single .npy array, not an .npz archive"):
+        load_npz(tmp_path / "one.npy")
+    with pytest.raises(PipelineError, match=r"gone.npy: not found"):
+        load_array(tmp_path / "gone.npy")
+
+
+def test_pickled_objects_are_never_unpickled(tmp_path):
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "objects.npz", x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(PipelineError, match=r"objects.npy: not a readable .npy array"):
+        load_array(tmp_path / "objects.npy")
+    with pytest.raises(PipelineError, match=r"objects.npz: not a readable .npz archive"):
+        load_npz(tmp_path / "objects.npz")

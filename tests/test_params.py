@@ -1,3 +1,5 @@
+import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,23 +20,18 @@ from mnist_pipeline.params import (
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_committed_params_are_valid_and_are_the_declared_defaults():
+def test_committed_params_list_every_key_with_its_declared_default_the_tutorials():
     document = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert set(document) == set(SECTIONS)
     for name, section in SECTIONS.items():
         assert parse_section(section, document) == section()
         assert set(document[name]) == set(section.model_fields), name
-
-
-def test_defaults_are_the_tutorials():
-    model, train = ModelParams(), TrainParams()
+    # The Keras tutorial's choices: Dense(512, relu), rmsprop, 5 epochs of 128, no validation.
+    model, train = parse_section(ModelParams, document), parse_section(TrainParams, document)
     assert (model.hidden_units, model.activation) == ([512], "relu")
     assert (train.optimizer, train.learning_rate, train.epochs, train.batch_size) == (
-        "rmsprop",
-        0.001,
-        5,
-        128,
-    )
+        "rmsprop", 0.001, 5, 128,
+    )  # fmt: skip
     assert train.validation_split == 0
 
 
@@ -56,6 +53,18 @@ def test_defaults_are_the_tutorials():
         (FetchParams, {"sources": ["pypi", "pypi"]}, "fetch.sources must list each source at most"),
         (FetchParams, {"sources": ["ftp"]}, "fetch.sources[0] must be 'keras', 'pypi' or 'local'"),
         (FetchParams, {"verify_checksums": "no"}, "fetch.verify_checksums must be true or false"),
+        (FetchParams, {"local_path": ""}, "fetch.local_path must not be empty, got ''"),
+        (
+            TrainParams,
+            {"learning_rate": math.nan},
+            "learning_rate must be a finite number, got nan",
+        ),
+        (
+            TrainParams,
+            {"learning_rate": math.inf},
+            "learning_rate must be a finite number, got inf",
+        ),
+        (FetchParams, {"connect_timeout": math.nan}, "connect_timeout must be a finite number"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(section, values, message):
@@ -101,6 +110,31 @@ def test_duplicate_keys_and_non_utf8_files_are_reported(tmp_path):
     (tmp_path / "params.yaml").write_bytes(b"train: {optimizer: \xff}\n")
     with pytest.raises(PipelineError, match="params.yaml: not UTF-8 text"):
         load_section(TrainParams, tmp_path / "params.yaml")
+
+
+def test_nan_as_yaml_writes_it_is_not_a_learning_rate(tmp_path):
+    with pytest.raises(PipelineError, match="train.learning_rate must be a finite number, got nan"):
+        load_section(TrainParams, write(tmp_path, "train: {learning_rate: .nan}\n"))
+
+
+@pytest.mark.parametrize(
+    ("split", "images", "message"),
+    [
+        (0.99999, 60000, "leaves no image to train on (60000 training images)"),
+        (0.5, 1, "leaves no image to train on (1 training images)"),
+        (1e-17, 100, "leaves no image to validate on (100 training images)"),
+    ],
+)
+def test_a_split_that_leaves_nothing_to_train_or_validate_is_refused(split, images, message):
+    with pytest.raises(
+        PipelineError, match=rf"train.validation_split {split} {re.escape(message)}"
+    ):
+        TrainParams(validation_split=split).check_split(images)
+
+
+@pytest.mark.parametrize(("split", "images"), [(0.0, 1), (0.0, 60000), (0.5, 2), (0.9999, 60000)])
+def test_a_split_that_leaves_both_parts_is_accepted(split, images):
+    TrainParams(validation_split=split).check_split(images)
 
 
 def test_a_missing_key_takes_its_default(tmp_path):

@@ -4,6 +4,7 @@ The end-to-end tests train a small model on digits rendered with Pillow's font, 
 data and no network; when the pipeline's own model and test set are present, they are tried too.
 """
 
+import io
 import json
 import re
 import subprocess
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from benchmarks.pictures import off_centre_drawing, paper_photo
 from mnist_pipeline import paths
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.imaging import (
@@ -100,6 +102,41 @@ def test_every_colour_mode_gives_the_same_digit(mode, tmp_path):
     expected = mnist_digit(to_grayscale(picture.convert("L")))
     digit = mnist_digit(to_grayscale(as_mode(picture, mode)))
     assert np.abs(digit.astype(int) - expected).mean() < 2
+
+
+@pytest.mark.parametrize(
+    ("mode", "scale"),
+    [("F", 1 / 255), ("F", 1.0), ("I", 257), ("I", 2**23), ("I;16", 257)],
+)
+def test_high_depth_tiffs_are_read_by_their_range(mode, scale, tmp_path):
+    picture = render_glyph(8, size=140, at=(160, 140)).convert("L")
+    expected = mnist_digit(to_grayscale(picture))
+    values = np.asarray(picture, dtype=np.float64) * scale
+    dtype = {"F": np.float32, "I": np.int32, "I;16": np.uint16}[mode]
+    path = save(Image.fromarray(values.astype(dtype)), tmp_path / f"eight-{mode}.tif")
+    assert Image.open(path).mode == mode
+    assert np.abs(read_digit(path).astype(int) - expected).mean() < 2
+
+
+def test_faint_noise_in_a_16_bit_image_is_no_digit(tmp_path):
+    noise = np.random.default_rng(3).integers(40000, 40040, (60, 60)).astype(np.int32)
+    with pytest.raises(PipelineError, match="blank image: no digit found"):
+        read_digit(save(Image.fromarray(noise), tmp_path / "flat.tif"))
+
+
+def test_float_pixels_that_are_not_numbers_are_refused(tmp_path):
+    values = np.ones((40, 40), np.float32)
+    values[3, 4] = np.nan
+    with pytest.raises(PipelineError, match=r"nan.tif: F pixels include NaN or infinity"):
+        read_digit(save(Image.fromarray(values), tmp_path / "nan.tif"))
+
+
+def test_pictures_with_several_frames_are_refused(tmp_path):
+    frames = [render_glyph(digit, size=120).convert("L") for digit in (3, 4)]
+    for name in ("digits.gif", "digits.tif"):
+        frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:])
+        with pytest.raises(PipelineError, match=f"{name}: has 2 frames; give one picture per file"):
+            read_digit(tmp_path / name)
 
 
 def test_light_ink_on_transparent_paper_stays_visible():
@@ -253,18 +290,9 @@ def synthetic_digits(count_per_digit: int, seed: int) -> tuple[np.ndarray, np.nd
 
 
 def present(digit: np.ndarray, path: Path, rng: np.random.Generator) -> Path:
-    """A 28x28 MNIST digit as a person would hand it in: large, dark ink on paper, off centre."""
-    scale = int(rng.integers(7, 11))
-    ink = Image.fromarray(digit).resize((28 * scale, 28 * scale), Image.Resampling.BICUBIC)
-    width, height = 28 * scale + int(rng.integers(60, 200)), 28 * scale + int(rng.integers(60, 200))
-    coverage = Image.new("L", (width, height), 0)
-    coverage.paste(
-        ink, (int(rng.integers(0, width - ink.width)), int(rng.integers(0, height - ink.height)))
-    )
-    paper = Image.new("RGB", (width, height), (246, 242, 232))
-    pen = Image.new("RGB", (width, height), (25, 35, 110))
-    options = {"quality": 85} if path.suffix == ".jpg" else {}
-    return save(Image.composite(pen, paper, coverage), path, **options)
+    """A 28x28 MNIST digit as a person would hand it in: large, dark ink on paper, off centre,
+    saved in `path`'s format."""
+    return save(Image.open(io.BytesIO(off_centre_drawing(digit, rng))), path)
 
 
 @pytest.fixture(scope="module")
@@ -364,13 +392,51 @@ def test_bad_inputs_are_reported_and_the_good_ones_still_read(synthetic_model, t
     assert all(line.startswith("predict: error: ") for line in errors)
 
 
+def test_installed_console_script_predicts_from_any_folder(synthetic_model, tmp_path):
+    model_path, model = synthetic_model
+    script = Path(sys.executable).parent / "mnist-predict"
+    assert script.is_file(), "mnist-predict is not installed: `pip install -e .` (make does it)"
+    digits, labels = synthetic_digits(1, seed=2)
+    np.save(tmp_path / "digit.npy", digits[3])
+    result = subprocess.run(
+        [str(script), "--json", "--model", str(model_path), "digit.npy"],
+        cwd=tmp_path,  # outside the repository: the installed package, not the source tree
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    from mnist_pipeline.preprocessing import normalize_pixels
+
+    expected = int(model.predict(normalize_pixels(digits[3:4]), verbose=0).argmax())
+    assert json.loads(result.stdout)[0]["digit"] == expected
+
+
 def test_missing_model_is_one_line_pointing_at_dvc_repro(tmp_path):
     picture = save(render_glyph(6, size=120), tmp_path / "six.png")
     result = run_predict("--model", tmp_path / "none.keras", picture, "--json")
     assert result.returncode == 1 and result.stdout == ""
     # Checked before TensorFlow loads: nothing else on stderr either.
     assert result.stderr.splitlines() == [
-        f"predict: error: {tmp_path / 'none.keras'}: no trained model; run `dvc repro` first"
+        f"predict: error: {tmp_path / 'none.keras'}: no trained model; "
+        "run `dvc repro` in the project first, or name the model with --model PATH"
+    ]
+
+
+def test_outside_the_project_the_message_says_where_it_looked(tmp_path):
+    picture = save(render_glyph(6, size=120), tmp_path / "six.png")
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_pipeline.predict", "six.png"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and picture.is_file()
+    assert result.stderr.splitlines() == [
+        f"predict: error: models/model.keras: no trained model (looked in {tmp_path}/models); "
+        "run `dvc repro` in the project first, or name the model with --model PATH"
     ]
 
 
@@ -385,10 +451,13 @@ def test_a_model_for_something_else_is_refused(synthetic_model, tmp_path):
         load_classifier(tmp_path / "other.keras")
 
 
-@pytest.mark.skipif(
+needs_the_pipelines_model = pytest.mark.skipif(
     not (REPO / paths.MODEL_FILE).is_file() or not (REPO / paths.RAW_DIR / "x_test.npy").is_file(),
     reason="needs the pipeline's trained model and raw test set (`dvc repro`)",
 )
+
+
+@needs_the_pipelines_model
 def test_real_mnist_digits_survive_presentation(tmp_path):
     from mnist_pipeline.preprocessing import normalize_pixels
     from mnist_pipeline.training import load_model
@@ -401,3 +470,19 @@ def test_real_mnist_digits_survive_presentation(tmp_path):
     assert result.returncode == 0, result.stderr
     predicted = np.array([reading["digit"] for reading in json.loads(result.stdout)])
     assert (predicted == expected.argmax(axis=1)).mean() >= 0.9
+
+
+@needs_the_pipelines_model
+def test_phone_photos_of_digits_on_paper_are_read(tmp_path):
+    # Held-out digits (the test set, from its end), as photos: uneven light, ruled lines on half.
+    digits = np.load(REPO / paths.RAW_DIR / "x_test.npy", mmap_mode="r")[-40:]
+    labels = np.load(REPO / paths.RAW_DIR / "y_test.npy")[-40:]
+    rng = np.random.default_rng(7)
+    files = []
+    for number, digit in enumerate(digits):
+        files.append(tmp_path / f"photo-{number:02}.jpg")
+        files[-1].write_bytes(paper_photo(digit, rng, ruled=number % 2 == 1))
+    result = run_predict("--json", *files)
+    assert result.returncode == 0, result.stderr
+    read = np.array([reading["digit"] for reading in json.loads(result.stdout)])
+    assert (read == labels).mean() >= 0.9

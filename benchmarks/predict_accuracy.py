@@ -1,0 +1,57 @@
+"""Benchmark: how well `predict` reads real MNIST test digits handed to it as pictures.
+
+The first --count digits of the test set are rendered (benchmarks/pictures.py) as large off-centre
+drawings and as phone photos of paper (half of them ruled), saved as JPEG files and read by
+`predict` exactly as a user's files are. Prints, for each kind, how often its answer agrees with the
+model's answer on the 28x28 original, and how often it is the true digit.
+Usage: `python -m benchmarks.predict_accuracy [--count 1000]` after `dvc repro`.
+"""
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.pictures import off_centre_drawing, paper_photo
+from mnist_pipeline import paths
+from mnist_pipeline.files import load_array
+from mnist_pipeline.predict import classify, load_classifier, predict
+
+KINDS = {
+    "off-centre drawing": lambda digit, rng, number: off_centre_drawing(digit, rng),
+    "paper photo": lambda digit, rng, number: paper_photo(digit, rng, ruled=number % 2 == 1),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000, help="test digits (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the renderings")
+    args = parser.parse_args()
+    if not paths.MODEL_FILE.is_file():
+        sys.exit("predict_accuracy: no models/model.keras; run `dvc repro` first")
+    digits = load_array(paths.RAW_DIR / "x_test.npy")[: args.count]
+    labels = load_array(paths.RAW_DIR / "y_test.npy")[: args.count]
+    on_originals = classify(load_classifier(paths.MODEL_FILE), list(digits)).argmax(axis=1)
+    print(f"{len(digits)} MNIST test digits; the model reads {np.mean(on_originals == labels):.1%}"
+          " of the 28x28 originals right")  # fmt: skip
+
+    for kind, render in KINDS.items():
+        rng = np.random.default_rng(args.seed)
+        with tempfile.TemporaryDirectory() as folder:
+            files = []
+            for number, digit in enumerate(digits):
+                files.append(Path(folder) / f"{number:05}.jpg")
+                files[-1].write_bytes(render(digit, rng, number))
+            readings = predict(files, paths.MODEL_FILE)
+        read = np.array([-1 if r.digit is None else r.digit for r in readings])
+        print(
+            f"{kind:<20} agrees with the original {np.mean(read == on_originals):6.1%}, "
+            f"true digit {np.mean(read == labels):6.1%}, unreadable {np.mean(read == -1):5.1%}"
+        )
+
+
+if __name__ == "__main__":
+    main()
