@@ -187,3 +187,28 @@ def test_steps_per_execution_changes_speed_not_results(tiny_mnist):
         weights.append(model.get_weights())
     for one_step, seven_steps in zip(*weights, strict=True):
         np.testing.assert_array_equal(one_step, seven_steps)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "nadam", "sgd"])
+def test_every_optimizer_trains_saves_and_loads(optimizer, tiny_mnist, tmp_path):
+    data = prepare(tiny_mnist)
+    params = TrainParams(optimizer=optimizer, learning_rate=0.01, epochs=1, batch_size=50)
+    model, history = train_model(
+        data["x_train"], data["y_train"], ModelParams(hidden_units=[16]), params
+    )
+    assert type(model.optimizer).__name__.lower() == optimizer
+    assert int(model.optimizer.iterations) == 6  # 300 images in batches of 50
+    assert np.isfinite(history["loss"]).all()
+    save_model(model, tmp_path / "model.keras")
+    assert type(load_model(tmp_path / "model.keras").optimizer).__name__.lower() == optimizer
+
+
+@pytest.mark.parametrize("split", [0.0, 0.1, 0.99])
+def test_validation_split_from_none_to_all_but_a_few_images(split, tiny_mnist):
+    data = prepare(tiny_mnist)
+    params = TrainParams(epochs=1, batch_size=300, validation_split=split)
+    model, history = train_model(
+        data["x_train"], data["y_train"], ModelParams(hidden_units=[8]), params
+    )
+    assert int(model.optimizer.iterations) == 1  # one batch of whatever is left to train on
+    assert ("val_loss" in history) == (split > 0)
