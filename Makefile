@@ -1,11 +1,12 @@
 # `make pipeline` installs everything and runs the pipeline; `make test` installs and runs the tests.
+# `make plots` writes the plots page (works offline); `make figures` the README's PNGs.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: pipeline test lint bench constraints
+.PHONY: pipeline test lint bench constraints plots figures
 
 # CI rebuilds everything with `make pipeline REPRO_FLAGS=--force`.
 pipeline: $(VENV)/installed
@@ -15,6 +16,14 @@ test: $(VENV)/installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+# DVC's plots page with its scripts beside it, so it draws without a network: dvc_plots/index.html
+plots: $(VENV)/installed
+	$(BIN)/python -m mnist_pipeline.figures page dvc_plots
+
+# One PNG per plot of dvc.yaml, from the results in reports/: rerun and commit when they change.
+figures: $(VENV)/installed
+	$(BIN)/python -m mnist_pipeline.figures png docs/figures
 
 bench: $(VENV)/installed
 	$(BIN)/python benchmarks/train_speed.py
