@@ -93,3 +93,5 @@ def test_clear_by_keyboard_empties_the_drawing_and_the_answer(page):
     page.keyboard.press("Tab")  # then the result, for a screen reader to read out
     assert page.evaluate("document.activeElement.id") == "result"
     assert page.locator("#answer").get_attribute("aria-live") == "polite"
+    draw(page, ONE)  # a fresh start: this is the first stroke again
+    assert shown_digit(page, strokes=1) == "1"
