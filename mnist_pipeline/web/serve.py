@@ -41,7 +41,7 @@ def bind(host: str, port: int) -> socket.socket:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         return socket.create_server((host, port), family=family)
     except socket.gaierror as error:
-        raise PipelineError(f"--host {host}: not an address of this machine ({error})") from None
+        raise PipelineError(f"--host {host}: unknown host ({error})") from None
     except OSError as error:
         # os.strerror: create_server's own message repeats the address, as a Python tuple.
         reason = os.strerror(error.errno) if error.errno else str(error)
