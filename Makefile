@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: pipeline test lint bench constraints plots figures
+.PHONY: pipeline test lint bench constraints plots figures serve screenshot bench-web
 
 # CI rebuilds everything with `make pipeline REPRO_FLAGS=--force`.
 pipeline: $(VENV)/installed
@@ -27,6 +27,18 @@ figures: $(VENV)/installed
 
 bench: $(VENV)/installed
 	$(BIN)/python benchmarks/train_speed.py
+
+# The page to draw a digit on, for models/model.keras, at http://127.0.0.1:8000 (after `make pipeline`).
+serve: $(VENV)/installed
+	$(BIN)/python -m mnist_pipeline.web
+
+# The README's picture of that page, drawn and taken by the browser tests' own code (needs chromium).
+screenshot: $(VENV)/installed
+	PYTHONPATH=. $(BIN)/python tests/webpage.py docs/web-page.png
+
+# 500 requests from 8 clients to the page's server on loopback: throughput, latency, memory.
+bench-web: $(VENV)/installed
+	$(BIN)/python -m benchmarks.web_load
 
 # Reinstall whenever a requirements file changes.
 $(VENV)/installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml

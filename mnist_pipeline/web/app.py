@@ -1,0 +1,126 @@
+"""The FastAPI application: the page's static files and a JSON API around predict's own code.
+
+POST /api/predict takes a picture (the page sends its canvas as a PNG) and answers with the
+fields of `predict --json`, the ten probabilities and the 28x28 picture the network was given.
+GET /api/health says the server is up. Every error is JSON, `{"error": "<one line>"}`.
+"""
+
+import io
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.imaging import DECODE_ERRORS, read_digit
+from mnist_pipeline.predict import classify, top_two
+
+if TYPE_CHECKING:
+    import keras
+
+STATIC_DIR = Path(__file__).parent / "static"
+# How an upload is named in readings and errors ("upload: blank image: no digit found").
+UPLOAD_NAME = "upload"
+# Nothing is fetched from elsewhere: the browser refuses anything but this server's own files.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest upload accepted; the page's canvas PNG is some 10 KB of 280x280 pixels."""
+
+    max_bytes: int = 2_000_000
+    max_pixels: int = 4_000_000
+
+
+def check_pixels(body: bytes, max_pixels: int) -> None:
+    """Refuse an image with too many pixels from its header alone, before anything is decoded."""
+    try:
+        with Image.open(io.BytesIO(body)) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as error:
+        raise HTTPException(413, f"image too large: {error}") from None
+    except (Image.UnidentifiedImageError, *DECODE_ERRORS):
+        return  # not a readable image at all: read_digit says so in its own words
+    if width * height > max_pixels:
+        raise HTTPException(
+            413, f"image too large: {width}x{height} pixels, the limit is {max_pixels:,}"
+        )
+
+
+def create_app(model: "keras.Model", model_name: str, limits: Limits = Limits()) -> FastAPI:
+    """The application around an already loaded classifier (predict.load_classifier)."""
+    # No generated docs or schema: nothing but the page's own files and its API is served.
+    app = FastAPI(title="MNIST digit reader", docs_url=None, redoc_url=None, openapi_url=None)
+    # Keras' predict is not safe to call from several threads at once
+    # (tensorflow/tensorflow#61298); requests are read in parallel, classified one at a time.
+    model_lock = threading.Lock()
+
+    def read_upload(body: bytes) -> dict[str, object]:
+        check_pixels(body, limits.max_pixels)
+        try:
+            digit = read_digit(io.BytesIO(body), name=UPLOAD_NAME)
+        except PipelineError as error:
+            raise HTTPException(422, str(error)) from None
+        with model_lock:
+            probabilities = classify(model, [digit])[0]
+        return {
+            **top_two(Path(UPLOAD_NAME), probabilities).as_json(),
+            "probabilities": [round(float(p), 6) for p in probabilities],
+            "input": digit.tolist(),
+        }
+
+    @app.exception_handler(StarletteHTTPException)
+    async def error_as_json(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": error.detail}, error.status_code, headers=error.headers)
+
+    @app.middleware("http")
+    async def add_security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @app.get("/api/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "model": model_name}
+
+    @app.post("/api/predict")
+    async def predict_upload(request: Request) -> dict[str, object]:
+        content_type = request.headers.get("content-type", "")
+        if not content_type.split(";")[0].strip().lower().startswith("image/"):
+            raise HTTPException(
+                415, f"expected an image (Content-Type image/png), got {content_type or 'none'}"
+            )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limits.max_bytes:
+            raise HTTPException(413, f"image too large: over {limits.max_bytes:,} bytes")
+        # Read in chunks and stop at the limit: a body without Content-Length is capped too.
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limits.max_bytes:
+                raise HTTPException(413, f"image too large: over {limits.max_bytes:,} bytes")
+        if not body:
+            raise HTTPException(400, "empty request: send the drawing as a PNG image")
+        return await run_in_threadpool(read_upload, bytes(body))
+
+    app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")
+    return app

@@ -1,0 +1,67 @@
+"""Run the web server in a child process on a free loopback port, for tests and scripts.
+
+The child is the real command (`python -m mnist_pipeline.web --port 0`), so whatever drives it
+(the browser test, the screenshot, the load benchmark) exercises what a person starts.
+"""
+
+import collections
+import contextlib
+import queue
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# The folder holding mnist_pipeline/: the child imports the very same package from there.
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+SERVING_LINE = re.compile(r"serving (http://\S+)")
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str  # ends with "/"
+    process: subprocess.Popen
+
+
+@contextlib.contextmanager
+def serving(model: Path, start_timeout: float = 180) -> Iterator[Server]:
+    """Start the server for `model` on 127.0.0.1, yield it once it listens, then stop it."""
+    command = [sys.executable, "-m", "mnist_pipeline.web", "--port=0", f"--model={model.resolve()}"]
+    process = subprocess.Popen(
+        command, cwd=PACKAGE_PARENT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    urls: queue.Queue[str | None] = queue.Queue()
+    last_lines: collections.deque[str] = collections.deque(maxlen=20)
+
+    def read_stderr() -> None:
+        # Keep reading to the end: a full pipe would block the server's logging.
+        for line in process.stderr:
+            last_lines.append(line.rstrip())
+            if match := SERVING_LINE.search(line):
+                urls.put(match[1])
+        urls.put(None)  # the process has closed stderr: it ended
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        try:
+            url = urls.get(timeout=start_timeout)
+        except queue.Empty:
+            url = None
+        if url is None:
+            raise RuntimeError(
+                f"the web server did not start within {start_timeout:.0f} s; it said:\n"
+                + "\n".join(last_lines)
+            )
+        yield Server(url, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        reader.join(timeout=5)

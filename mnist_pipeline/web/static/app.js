@@ -1,0 +1,151 @@
+// Draw on the canvas with pointer events (mouse, pen or finger); after each stroke send the
+// canvas as a PNG to /api/predict and show the answer. Only the latest drawing's answer is shown.
+"use strict";
+
+const INK_WIDTH = 18; // px on the 280 px canvas: about MNIST's stroke width for a full-size digit
+
+const pad = document.getElementById("pad");
+const pen = pad.getContext("2d");
+const result = document.getElementById("result");
+const answer = document.getElementById("answer");
+const digitText = document.getElementById("digit");
+const summary = document.getElementById("summary");
+const seen = document.getElementById("seen").getContext("2d");
+const bars = document.getElementById("bars");
+
+let strokes = 0; // strokes on the canvas since it was last cleared
+let activePointer = null; // the pointer drawing the current stroke, if any
+let lastPoint = null;
+let latestRequest = 0; // answers to older requests (or from before a Clear) are dropped
+
+const barRows = Array.from({ length: 10 }, (_, digit) => {
+  const row = document.createElement("li");
+  row.innerHTML =
+    `<span class="label"><span class="visually-hidden">digit </span>${digit}</span>` +
+    '<span class="bar" aria-hidden="true"><span class="fill"></span></span>' +
+    '<span class="value">0.0%</span>';
+  bars.append(row);
+  return row;
+});
+
+function percent(probability) {
+  return `${(100 * probability).toFixed(1)}%`;
+}
+
+function clearDrawing() {
+  pen.fillStyle = "#fff";
+  pen.fillRect(0, 0, pad.width, pad.height);
+  strokes = 0;
+  latestRequest += 1;
+  seen.clearRect(0, 0, 28, 28);
+  showBars(new Array(10).fill(0), null);
+  answer.classList.remove("error");
+  digitText.textContent = "";
+  summary.textContent = "Nothing drawn yet.";
+  result.dataset.strokes = "0";
+}
+
+function canvasPoint(event) {
+  const box = pad.getBoundingClientRect();
+  return {
+    x: ((event.clientX - box.left) * pad.width) / box.width,
+    y: ((event.clientY - box.top) * pad.height) / box.height,
+  };
+}
+
+function drawTo(point) {
+  pen.beginPath();
+  pen.moveTo(lastPoint.x, lastPoint.y);
+  pen.lineTo(point.x, point.y);
+  pen.stroke();
+  lastPoint = point;
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  if (activePointer !== null) return;
+  event.preventDefault();
+  activePointer = event.pointerId;
+  pad.setPointerCapture(event.pointerId);
+  pen.strokeStyle = "#000";
+  pen.lineWidth = INK_WIDTH;
+  pen.lineCap = "round";
+  pen.lineJoin = "round";
+  lastPoint = canvasPoint(event);
+  drawTo(lastPoint); // a dot, for a tap without a move
+});
+
+pad.addEventListener("pointermove", (event) => {
+  if (event.pointerId !== activePointer) return;
+  // A fast pen delivers several positions per event: draw them all, for a smooth line.
+  const events = event.getCoalescedEvents?.() ?? [];
+  for (const each of events.length ? events : [event]) drawTo(canvasPoint(each));
+});
+
+function endStroke(event) {
+  if (event.pointerId !== activePointer) return;
+  activePointer = null;
+  strokes += 1;
+  readDrawing(strokes);
+}
+
+pad.addEventListener("pointerup", endStroke);
+pad.addEventListener("pointercancel", endStroke);
+
+function showBars(probabilities, top) {
+  probabilities.forEach((probability, digit) => {
+    const row = barRows[digit];
+    row.classList.toggle("top", digit === top);
+    row.querySelector(".fill").style.width = percent(probability);
+    row.querySelector(".value").textContent = percent(probability);
+  });
+}
+
+function showInput(pixels) {
+  const image = seen.createImageData(28, 28);
+  pixels.flat().forEach((value, index) => {
+    image.data.set([value, value, value, 255], 4 * index);
+  });
+  seen.putImageData(image, 0, 0);
+}
+
+function showReading(reading) {
+  answer.classList.remove("error");
+  digitText.textContent = String(reading.digit);
+  summary.textContent =
+    `${percent(reading.probability)} sure; ` +
+    `runner-up ${reading.runner_up} (${percent(reading.runner_up_probability)})`;
+  showBars(reading.probabilities, reading.digit);
+  showInput(reading.input);
+}
+
+function showError(message) {
+  answer.classList.add("error");
+  digitText.textContent = "?";
+  summary.textContent = `Could not read the drawing: ${message}`;
+}
+
+async function readDrawing(strokeCount) {
+  const request = ++latestRequest;
+  const png = await new Promise((resolve) => pad.toBlob(resolve, "image/png"));
+  let reading = null;
+  let failure = null;
+  try {
+    const response = await fetch("api/predict", {
+      method: "POST",
+      headers: { "Content-Type": "image/png" },
+      body: png,
+    });
+    const body = await response.json();
+    if (response.ok) reading = body;
+    else failure = body.error || `${response.status} ${response.statusText}`;
+  } catch (error) {
+    failure = `the server did not answer (${error.message})`;
+  }
+  if (request !== latestRequest) return; // the drawing has changed since
+  if (reading) showReading(reading);
+  else showError(failure);
+  result.dataset.strokes = String(strokeCount); // the answer shown is for this many strokes
+}
+
+document.getElementById("clear").addEventListener("click", clearDrawing);
+clearDrawing();

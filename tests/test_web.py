@@ -1,0 +1,298 @@
+"""The web server: its JSON API through FastAPI's test client, and the `mnist-web` command.
+
+The API tests use a classifier built without training whose weights are the ten digits of
+Pillow's font (it reads those right), so they need neither data nor the pipeline's model; the
+comparison with `predict --json` uses the real model and MNIST where `make pipeline` made them.
+"""
+
+import io
+import json
+import re
+import socket
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from mnist_pipeline import paths
+from mnist_pipeline.imaging import read_digit
+from mnist_pipeline.predict import classify
+from mnist_pipeline.web.app import Limits, create_app
+from mnist_pipeline.web.serve import build_parser
+
+REPO = Path(__file__).resolve().parent.parent
+LIMITS = Limits(max_bytes=100_000, max_pixels=1_000_000)
+PREDICT_FIELDS = {"file", "digit", "probability", "runner_up", "runner_up_probability"}
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def drawing(digit: int, size: int, at: tuple[int, int]) -> bytes:
+    """A canvas-like PNG: a dark digit on white, 280x280, as the page sends it."""
+    canvas = Image.new("RGB", (280, 280), "white")
+    font = ImageFont.load_default(size=size)
+    ImageDraw.Draw(canvas).text(at, str(digit), fill="black", font=font, anchor="mm")
+    return png(canvas)
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims width x height grayscale pixels (its data is cut short)."""
+    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IDAT", zlib.compress(bytes(1000)))
+
+
+@pytest.fixture(scope="module")
+def glyph_model():
+    """Dense(10, softmax) whose weights are the ten font digits as read_digit prepares them.
+
+    Each output is the cosine of the input with one digit's picture, blurred so that a pixel's
+    shift does not matter (times 20, for a clear softmax): the font's digits, drawn at another
+    size and place, come out on top.
+    """
+    import keras
+
+    templates = np.stack(
+        [
+            Image.fromarray(read_digit(io.BytesIO(drawing(d, 200, (140, 140))), "template"))
+            .filter(ImageFilter.GaussianBlur(1.5))
+            .getdata()
+            for d in range(10)
+        ]
+    ).astype(np.float32)
+    weights = templates / np.linalg.norm(templates, axis=1, keepdims=True)
+    model = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(10, "softmax")])
+    model.set_weights([20 * weights.T, np.zeros(10, np.float32)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def client(glyph_model):
+    with TestClient(create_app(glyph_model, "glyphs", LIMITS)) as test_client:
+        yield test_client
+
+
+def post_image(client, body: bytes, content_type: str | None = "image/png"):
+    headers = {"Content-Type": content_type} if content_type else {}
+    return client.post("/api/predict", content=body, headers=headers)
+
+
+# --- good drawings -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("digit", range(10))
+def test_a_drawn_digit_is_read_through_predicts_own_code(client, glyph_model, digit):
+    body = drawing(digit, size=120, at=(100, 170))  # smaller and off centre: prepared like MNIST
+    response = post_image(client, body)
+
+    assert response.status_code == 200, response.text
+    reading = response.json()
+    assert set(reading) == PREDICT_FIELDS | {"probabilities", "input"}
+    assert reading["file"] == "upload"
+    assert reading["digit"] == digit
+    # The picture and the probabilities are read_digit's and classify's on the same bytes.
+    prepared = read_digit(io.BytesIO(body))
+    np.testing.assert_array_equal(np.array(reading["input"], dtype=np.uint8), prepared)
+    expected = classify(glyph_model, [prepared])[0]
+    assert reading["probabilities"] == [round(float(p), 6) for p in expected]
+    assert reading["probability"] == round(float(expected[digit]), 6)
+    assert reading["runner_up"] == int(np.argsort(-expected, kind="stable")[1])
+
+
+def test_health(client):
+    response = client.get("/api/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "model": "glyphs"}
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+A_ONE = drawing(1, size=150, at=(140, 140))
+WANTS_AN_IMAGE = "expected an image (Content-Type image/png)"
+
+
+def truncated_png() -> bytes:
+    return drawing(4, size=150, at=(140, 140))[:300]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "message"),
+    [
+        (b"GIF? no: plain text\n", "image/png", 422, "upload: not an image file"),
+        (truncated_png(), "image/png", 422, "upload: cannot read image"),
+        (png(Image.new("RGB", (280, 280), "white")), "image/png", 422, "upload: blank image"),
+        (png(Image.new("RGBA", (280, 280), (0, 0, 0, 0))), "image/png", 422, "upload: blank image"),
+        (
+            b"\x89PNG" + bytes(LIMITS.max_bytes),
+            "image/png",
+            413,
+            "image too large: over 100,000 bytes",
+        ),
+        (png_claiming(1001, 1000), "image/png", 413, "image too large: 1001x1000 pixels"),
+        (png_claiming(30_000, 30_000), "image/png", 413, "image too large: Image size"),
+        (A_ONE, "text/plain", 415, f"{WANTS_AN_IMAGE}, got text/plain"),
+        (A_ONE, "application/json", 415, f"{WANTS_AN_IMAGE}, got application/json"),
+        (A_ONE, None, 415, f"{WANTS_AN_IMAGE}, got none"),
+        (b"", "image/png", 400, "empty request: send the drawing as a PNG image"),
+    ],
+    ids=[
+        "not-an-image",
+        "truncated",
+        "blank",
+        "transparent",
+        "too-many-bytes",
+        "too-many-pixels",
+        "decompression-bomb",
+        "text",
+        "json",
+        "no-content-type",
+        "missing-body",
+    ],
+)
+def test_bad_input_is_a_4xx_with_a_one_line_reason(client, body, content_type, status, message):
+    response = post_image(client, body, content_type)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error.startswith(message) and "\n" not in error
+
+
+def test_a_body_without_content_length_is_capped_while_read(client):
+    chunks = (bytes(10_000) for _ in range(50))  # 500 kB sent chunked: no Content-Length
+    response = client.post("/api/predict", content=chunks, headers={"Content-Type": "image/png"})
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+    assert response.json() == {"error": "image too large: over 100,000 bytes"}
+
+
+def test_the_server_keeps_reading_after_bad_input(glyph_model):
+    # As uvicorn does: an error inside the app becomes a 500 response, not a raised exception.
+    with TestClient(create_app(glyph_model, "glyphs", LIMITS), raise_server_exceptions=False) as c:
+        for body in (b"junk", truncated_png(), b"", png_claiming(5000, 5000)):
+            assert 400 <= post_image(c, body).status_code < 500
+        response = post_image(c, drawing(3, size=150, at=(140, 140)))
+    assert response.status_code == 200 and response.json()["digit"] == 3
+
+
+# --- what is served ------------------------------------------------------------------------------
+
+
+def test_the_page_and_its_files_are_served_with_a_same_origin_policy(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    # Everything the page refers to is one of its own files: nothing from another host.
+    references = re.findall(r'(?:src|href)="([^"]*)"', page.text)
+    assert set(references) == {"style.css", "app.js", "data:,"}
+    for name in ("", "style.css", "app.js"):
+        response = client.get(f"/{name}")
+        assert response.status_code == 200 and "://" not in response.text  # no absolute URLs
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/docs",
+        "/redoc",
+        "/openapi.json",
+        "/api",
+        "/%2e%2e/app.py",  # ../app.py: the module beside static/
+        "/..%2fserve.py",
+        "/%2e%2e/%2e%2e/predict.py",
+    ],
+)
+def test_nothing_else_is_served(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not Found"}
+
+
+def test_wrong_method_is_a_json_405(client):
+    response = client.post("/")
+    assert response.status_code == 405 and response.json() == {"error": "Method Not Allowed"}
+
+
+# --- the same answer as `predict --json` ---------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not (REPO / paths.MODEL_FILE).is_file() or not (REPO / paths.RAW_DIR / "x_test.npy").is_file(),
+    reason="needs the pipeline's trained model and raw test set (`make pipeline`)",
+)
+def test_real_mnist_digits_get_the_same_answer_as_predict(tmp_path):
+    from mnist_pipeline.predict import load_classifier
+
+    digits = np.load(REPO / paths.RAW_DIR / "x_test.npy", mmap_mode="r")[:5]
+    labels = np.load(REPO / paths.RAW_DIR / "y_test.npy", mmap_mode="r")[:5]
+    files = []
+    for number, digit in enumerate(digits):  # as drawn on the page: dark on white, 280x280
+        picture = Image.fromarray(255 - digit).resize((280, 280), Image.Resampling.BICUBIC)
+        files.append(tmp_path / f"{number}.png")
+        picture.save(files[-1])
+
+    app = create_app(load_classifier(REPO / paths.MODEL_FILE), str(paths.MODEL_FILE))
+    with TestClient(app) as client:
+        answers = [post_image(client, file.read_bytes()).json() for file in files]
+    command = [sys.executable, "-m", "mnist_pipeline.predict", "--json", *map(str, files)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+    for answer, reading, file in zip(answers, json.loads(result.stdout), files, strict=True):
+        assert reading["file"] == str(file)
+        assert {key: answer[key] for key in PREDICT_FIELDS - {"file"}} == {
+            key: reading[key] for key in PREDICT_FIELDS - {"file"}
+        }
+    assert [answer["digit"] for answer in answers] == labels.tolist()
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def run_web(*args: object) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "mnist_pipeline.web", *map(str, args)]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_by_default_it_serves_the_pipelines_model_on_loopback():
+    args = build_parser().parse_args([])
+    assert (args.host, args.port, args.model) == ("127.0.0.1", 8000, paths.MODEL_FILE)
+
+
+def test_no_trained_model_is_one_line_and_status_1(tmp_path):
+    result = run_web("--model", tmp_path / "none.keras", "--port", 0)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"mnist-web: error: {tmp_path / 'none.keras'}: no trained model; run `dvc repro` first"
+    ]
+
+
+def test_a_taken_port_is_one_line_and_status_1(tmp_path):
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"never loaded: the port is checked first")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_web("--model", model, "--port", port)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"mnist-web: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+
+
+def test_a_port_out_of_range_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["--port", "70000"])
+    assert exit_.value.code == 2
+    assert "expected a port number 0-65535, got '70000'" in capsys.readouterr().err
