@@ -91,8 +91,12 @@ def load_classifier(model_path: Path) -> "keras.Model":
 
 
 def classify(model: "keras.Model", digits: list[np.ndarray]) -> np.ndarray:
-    """uint8 (28, 28) digits -> (N, 10) probabilities, through the pipeline's one normalization."""
-    return model.predict(normalize_pixels(np.stack(digits)), batch_size=256, verbose=0)
+    """uint8 (28, 28) digits -> (N, 10) probabilities, through the pipeline's one normalization.
+
+    The model is called directly: for the few pictures a person hands over, `model.predict`'s
+    per-call set-up costs about 40x the network itself (43 ms against 1 ms for one digit here).
+    """
+    return np.asarray(model(normalize_pixels(np.stack(digits)), training=False))
 
 
 def predict(files: list[Path], model_path: Path) -> list[Reading]:
@@ -154,10 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def entry_point() -> None:
+def console() -> None:
     """The `mnist-predict` console script."""
     cli.run(main, build_parser(), skip_teardown=True)
 
 
 if __name__ == "__main__":
-    entry_point()
+    console()

@@ -68,7 +68,7 @@ def glyph_model():
     templates = np.stack(
         [
             Image.fromarray(read_digit(io.BytesIO(drawing(d, 200, (140, 140))), "template"))
-            .filter(ImageFilter.GaussianBlur(1.5))
+            .filter(ImageFilter.GaussianBlur(2.5))
             .getdata()
             for d in range(10)
         ]

@@ -68,8 +68,8 @@ def create_app(model: "keras.Model", model_name: str, limits: Limits = Limits())
     """The application around an already loaded classifier (predict.load_classifier)."""
     # No generated docs or schema: nothing but the page's own files and its API is served.
     app = FastAPI(title="MNIST digit reader", docs_url=None, redoc_url=None, openapi_url=None)
-    # Keras' predict is not safe to call from several threads at once
-    # (tensorflow/tensorflow#61298); requests are read in parallel, classified one at a time.
+    # A Keras model is not promised to be safe to call from several threads at once
+    # (tensorflow/tensorflow#61298): requests are read in parallel, classified one at a time.
     model_lock = threading.Lock()
 
     def read_upload(body: bytes) -> dict[str, object]:
