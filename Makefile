@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: pipeline test lint bench constraints
+.PHONY: pipeline test lint bench bench-sharing s3-server constraints
 
 pipeline: $(VENV)/installed
 	$(BIN)/dvc repro
@@ -17,6 +17,13 @@ test: $(VENV)/installed
 
 bench: $(VENV)/installed
 	$(BIN)/python benchmarks/train_speed.py
+
+bench-sharing: $(VENV)/installed
+	$(BIN)/python benchmarks/sharing.py
+
+# An S3 server on 127.0.0.1 to try `dvc push`/`dvc pull` with: it prints the `dvc remote` lines.
+s3-server: $(VENV)/installed
+	$(BIN)/python -m mnist_pipeline.s3_server
 
 # Reinstall whenever a requirements file changes.
 $(VENV)/installed: requirements.txt requirements-dev.txt constraints.txt
