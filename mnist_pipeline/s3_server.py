@@ -28,6 +28,7 @@ REMOTE_NAME = "local-s3"
 # S3's rule for new buckets: 3-63 lowercase letters, digits, dots and hyphens, alphanumeric ends.
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 START_TIMEOUT = 10.0  # seconds; moto's server is listening in well under one
+PROVISIONING_REQUESTS = 4  # made by LocalS3._provision before keys are checked
 
 # May do anything to S3, and nothing else.
 S3_POLICY = json.dumps(
@@ -50,7 +51,8 @@ class LocalS3:
     """moto's S3 server on `host:port` (port 0: a free one) with one bucket and one user's key.
 
     `stop()` then `start()` again serves the same bucket, contents and key on the same port:
-    moto keeps its state in this process, not in the server.
+    moto keeps its state in this process, not in the server. Starting one turns on moto's
+    signature checks for the whole process.
     """
 
     def __init__(
@@ -88,7 +90,11 @@ class LocalS3:
         self._server = server
         self.port = server.get_host_and_port()[1]
         if self.credentials is None:
-            self.credentials = self._provision()
+            try:
+                self.credentials = self._provision()
+            except BaseException:
+                self.stop()
+                raise
         log.info("S3 server listening on %s, bucket %s", self.endpoint_url, self.bucket)
 
     def stop(self) -> None:
@@ -112,10 +118,9 @@ class LocalS3:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
-        requests = 4
         post = urllib.request.Request(
             f"{self.endpoint_url}/moto-api/reset-auth",
-            data=str(requests).encode(),
+            data=str(PROVISIONING_REQUESTS).encode(),
             headers={"Content-Type": "text/plain"},
         )
         with urllib.request.urlopen(post, timeout=START_TIMEOUT):
@@ -128,7 +133,7 @@ class LocalS3:
         }
         iam = boto3.client("iam", **anyone)
         user = f"dvc-{secrets.token_hex(4)}"
-        try:
+        try:  # PROVISIONING_REQUESTS requests
             iam.create_user(UserName=user)
             iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=S3_POLICY)
             key = iam.create_access_key(UserName=user)["AccessKey"]
@@ -194,7 +199,7 @@ def bucket_name(text: str) -> str:
     return text
 
 
-def parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Serve an in-memory S3 bucket on this machine for DVC remote storage, "
@@ -211,4 +216,4 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    cli.run(main, parser())
+    cli.run(main, build_parser())
