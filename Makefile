@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: pipeline test lint bench constraints plots figures serve screenshot bench-web
+.PHONY: pipeline test lint bench constraints plots figures serve screenshot bench-web \
+	bench-sharing s3-server
 
 # CI rebuilds everything with `make pipeline REPRO_FLAGS=--force`.
 pipeline: $(VENV)/installed
@@ -39,6 +40,13 @@ screenshot: $(VENV)/installed
 # 500 requests from 8 clients to the page's server on loopback: throughput, latency, memory.
 bench-web: $(VENV)/installed
 	$(BIN)/python -m benchmarks.web_load
+
+bench-sharing: $(VENV)/installed
+	$(BIN)/python benchmarks/sharing.py
+
+# An S3 server on 127.0.0.1 to try `dvc push`/`dvc pull` with: it prints the `dvc remote` lines.
+s3-server: $(VENV)/installed
+	$(BIN)/python -m mnist_pipeline.s3_server
 
 # Reinstall whenever a requirements file changes.
 $(VENV)/installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml

@@ -28,18 +28,30 @@ ENV = {
 }
 
 
-def run(repo: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run `command` in `repo` with the test environment; by default it must succeed."""
+def run(
+    repo: Path,
+    *command: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess:
+    """Run `command` in `repo` with the test environment (plus `env`); by default it must
+    succeed."""
     result = subprocess.run(
-        command, cwd=repo, env={**os.environ, **ENV}, capture_output=True, text=True
+        command,
+        cwd=repo,
+        env={**os.environ, **ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check:
         assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
 
-def output(repo: Path, *command: str) -> str:
-    result = run(repo, *command)
+def output(repo: Path, *command: str, env: dict[str, str] | None = None) -> str:
+    result = run(repo, *command, env=env)
     return result.stdout + result.stderr
 
 

@@ -1,0 +1,219 @@
+"""A local S3-compatible server, to try DVC remote storage without a cloud account.
+
+`python -m mnist_pipeline.s3_server` starts moto's S3 server on 127.0.0.1, creates a bucket and
+a user whose key may use it (any other key is refused, as on real S3), prints the `dvc remote`
+lines that point this repository at it (all `--local`: nothing lands in git), and serves until
+Ctrl-C or SIGTERM. It keeps everything in memory: what was pushed is gone once it stops.
+"""
+
+import argparse
+import json
+import logging
+import re
+import secrets
+import signal
+import socket
+import threading
+import urllib.request
+from dataclasses import dataclass
+
+from mnist_pipeline import cli
+from mnist_pipeline.errors import PipelineError
+
+PROG = "s3_server"
+REGION = "us-east-1"
+DEFAULT_PORT = 9000
+DEFAULT_BUCKET = "dvc-storage"
+REMOTE_NAME = "local-s3"
+# S3's rule for new buckets: 3-63 lowercase letters, digits, dots and hyphens, alphanumeric ends.
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+START_TIMEOUT = 10.0  # seconds; moto's server is listening in well under one
+PROVISIONING_REQUESTS = 4  # made by LocalS3._provision before keys are checked
+
+# May do anything to S3, and nothing else.
+S3_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+    }
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str
+
+
+class LocalS3:
+    """moto's S3 server on `host:port` (port 0: a free one) with one bucket and one user's key.
+
+    `stop()` then `start()` again serves the same bucket, contents and key on the same port:
+    moto keeps its state in this process, not in the server. Starting one turns on moto's
+    signature checks for the whole process.
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, bucket: str = DEFAULT_BUCKET
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.bucket = bucket
+        self.credentials: Credentials | None = None
+        self._server = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        """Listen (a PipelineError if the address is taken); the first time, create the bucket
+        and the key."""
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError:  # a dev dependency
+            raise PipelineError(
+                "moto is not installed: pip install -r requirements-dev.txt"
+            ) from None
+
+        _check_free(self.host, self.port)
+        server = ThreadedMotoServer(self.host, self.port, verbose=False)
+        # start() waits without a timeout for a server thread that may have died binding the
+        # address (its wait came with https://github.com/getmoto/moto/pull/7479): bound it.
+        starting = threading.Thread(target=server.start, daemon=True)
+        starting.start()
+        starting.join(START_TIMEOUT)
+        if starting.is_alive():
+            raise PipelineError(f"the S3 server did not start listening on {self.endpoint_url}")
+        self._server = server
+        self.port = server.get_host_and_port()[1]
+        if self.credentials is None:
+            try:
+                self.credentials = self._provision()
+            except BaseException:
+                self.stop()
+                raise
+        log.info("S3 server listening on %s, bucket %s", self.endpoint_url, self.bucket)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> "LocalS3":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _provision(self) -> Credentials:
+        """Create a user allowed S3 and its key, and the bucket; then refuse any other key.
+
+        moto checks signatures only after its first INITIAL_NO_AUTH_ACTION_COUNT requests
+        (moto's docs, "IAM-like Access Control"): set that to exactly the requests made here.
+        """
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        post = urllib.request.Request(
+            f"{self.endpoint_url}/moto-api/reset-auth",
+            data=str(PROVISIONING_REQUESTS).encode(),
+            headers={"Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(post, timeout=START_TIMEOUT):
+            pass
+        anyone = {
+            "endpoint_url": self.endpoint_url,
+            "region_name": REGION,
+            "aws_access_key_id": "provisioning",
+            "aws_secret_access_key": "provisioning",
+        }
+        iam = boto3.client("iam", **anyone)
+        user = f"dvc-{secrets.token_hex(4)}"
+        try:  # PROVISIONING_REQUESTS requests
+            iam.create_user(UserName=user)
+            iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=S3_POLICY)
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            boto3.client("s3", **anyone).create_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as error:
+            raise PipelineError(f"cannot create bucket {self.bucket!r}: {error}") from None
+        return Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+
+    def remote_commands(self, name: str = REMOTE_NAME) -> list[str]:
+        """The `dvc remote` commands that make this server the default remote of a repository,
+        all in its git-ignored .dvc/config.local."""
+        if self.credentials is None:
+            raise PipelineError("the S3 server has not been started")
+        return [
+            f"dvc remote add --local --default --force {name} s3://{self.bucket}",
+            f"dvc remote modify --local {name} endpointurl {self.endpoint_url}",
+            f"dvc remote modify --local {name} region {REGION}",
+            f"dvc remote modify --local {name} access_key_id {self.credentials.access_key_id}",
+            f"dvc remote modify --local {name} secret_access_key "
+            f"{self.credentials.secret_access_key}",
+        ]
+
+
+def _check_free(host: str, port: int) -> None:
+    """A PipelineError naming the address if it cannot be listened on."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise PipelineError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
+def main(args: argparse.Namespace) -> None:
+    # One log line per request is noise unless asked for.
+    logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    # Block the stop signals before any thread starts, so that every thread inherits the mask
+    # and only sigwait below receives them.
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    with LocalS3(args.host, args.port, args.bucket) as server:
+        print("# Point this repository (and each clone) at the server:")
+        for command in server.remote_commands():
+            print(command)
+        print("# Then: dvc push, dvc pull, dvc exp push origin NAME ... Ctrl-C stops the server.")
+        print(flush=True)
+        received = signal.sigwait(stop_signals)
+        log.info("%s: stopping", signal.Signals(received).name)
+
+
+def port_number(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0-65535)")
+    return port
+
+
+def bucket_name(text: str) -> str:
+    if not BUCKET_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a bucket name (3-63 of a-z, 0-9, '.', '-'; alphanumeric ends)"
+        )
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Serve an in-memory S3 bucket on this machine for DVC remote storage, "
+        "and print the `dvc remote` commands that use it.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--port", type=port_number, default=DEFAULT_PORT, help="port to listen on (0: any free one)"
+    )
+    parser.add_argument(
+        "--bucket", type=bucket_name, default=DEFAULT_BUCKET, help="name of the bucket to create"
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    cli.run(main, build_parser())
