@@ -78,7 +78,8 @@ def top_two(file: Path, probabilities: np.ndarray) -> Reading:
 
 def load_classifier(model_path: Path) -> "keras.Model":
     """Load the trained model and check it maps 784 normalized pixels to 10 digit probabilities."""
-    from mnist_pipeline.training import load_model  # imports TensorFlow: only when needed
+    with cli.importing_tensorflow():  # only when needed
+        from mnist_pipeline.training import load_model
 
     model = load_model(model_path)
     expected = ((None, INPUT_SIZE), (None, NUM_CLASSES))

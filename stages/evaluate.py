@@ -22,7 +22,8 @@ def main(args: argparse.Namespace) -> None:
     test = load_arrays(paths.PREPARED_DIR, ("x_test", "y_test"), mmap=True)
     check_prepared(test["x_test"], test["y_test"], origin=str(paths.PREPARED_DIR))
     # TensorFlow takes seconds to import: bad params and data are reported before that.
-    from mnist_pipeline.training import load_model
+    with cli.importing_tensorflow():
+        from mnist_pipeline.training import load_model
 
     model = load_model(paths.MODEL_FILE)
     probabilities = model.predict(test["x_test"], batch_size=1024, verbose=0)
