@@ -13,14 +13,16 @@ import sys
 # One training run in a fresh process; prints its seconds. "stock" swaps in Keras' RMSprop.
 RUN = """
 import sys, time
-import keras
-from mnist_pipeline import paths, training
+from mnist_pipeline import cli, paths
 from mnist_pipeline.files import load_arrays
 from mnist_pipeline.params import ModelParams, TrainParams, load_section
+with cli.importing_tensorflow():  # as the train stage does
+    import keras
+    from mnist_pipeline import training
 if sys.argv[1] == "stock":
     training.make_optimizer = lambda params: keras.optimizers.RMSprop(
         learning_rate=params.learning_rate, name="optimizer")
-data = load_arrays(paths.PREPARED_DIR, ("x_train", "y_train"), mmap=True)
+data = load_arrays(paths.PREPARED_DIR, ("x_train", "y_train"), aligned=True)
 model_params, train_params = load_section(ModelParams), load_section(TrainParams)
 start = time.perf_counter()
 training.train_model(data["x_train"], data["y_train"], model_params, train_params)

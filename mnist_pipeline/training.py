@@ -49,9 +49,11 @@ class FusedRMSprop(keras.optimizers.RMSprop):
     """Keras' RMSprop (no momentum, not centred), each update done by TensorFlow's fused kernel.
 
     Same arithmetic as the stock class (v = rho*v + (1-rho)*g^2; w -= lr*g/sqrt(v+eps)), but one
-    kernel per variable instead of about eight element-wise ops. On this small network on a CPU
-    those ops cost more than the gradients themselves; fusing them makes training ~1.5x faster
-    (benchmarks/train_speed.py). Results match the stock class to float rounding, not bit for bit.
+    kernel per variable instead of about eight element-wise ops. What that buys is modest: the
+    train stage's training took 1.09x as long with the stock class (median of 7 runs on a 2-core
+    AMD EPYC; single runs of 5 gave 1.01x-1.20x: `python -m benchmarks.fused_rmsprop`). Results
+    match the stock class to float rounding, not bit for bit. Momentum and centring are refused
+    rather than silently ignored.
     """
 
     def __init__(self, momentum: float = 0.0, centered: bool = False, **kwargs: object) -> None:
