@@ -143,7 +143,7 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(TIMEOUT)
-    print(f"machine: {os.cpu_count()} CPUs; one run, on a machine shared with other work")
+    print(f"machine: {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
