@@ -2,8 +2,9 @@
 
 Follows the README's "Sharing data, models and experiments" walkthrough in temporary clones of
 this repository: starts `python -m mnist_pipeline.s3_server`, runs the `dvc remote` lines it
-prints; clone A runs `dvc repro` (with this checkout's DVC cache as a shared cache, so after
-`make pipeline` nothing trains) and `dvc push`; clones B and C `dvc pull` and check that
+prints; clone A runs `dvc repro` (with this checkout's DVC cache as a shared cache: the data come
+from it, but train reruns, as DVC's run cache does not restore stages with uncached outputs such
+as the reports) and `dvc push`; clones B and C `dvc pull` and check that
 `dvc repro` has nothing to run. Then B runs a small grid sweep from the queue with one worker
 and C the same sweep with two. Prints the wall time of each step.
 Usage: `python benchmarks/sharing.py` (after `make pipeline`).
