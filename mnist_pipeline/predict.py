@@ -137,13 +137,8 @@ def main(args: argparse.Namespace) -> int:
     return 1 if any(reading.error is not None for reading in readings) else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image or .npy file")
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    """--model, for every command that reads digits with the trained model."""
     parser.add_argument(
         "--model",
         type=Path,
@@ -151,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"trained Keras model (default: {paths.MODEL_FILE})",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image or .npy file")
+    add_model_option(parser)
     parser.add_argument(
         "--json",
         action="store_true",

@@ -8,14 +8,14 @@ import argparse
 import logging
 import os
 import socket
-from pathlib import Path
 
 import numpy as np
 
-from mnist_pipeline import cli, paths
+from mnist_pipeline import cli
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files import check_model_file
 from mnist_pipeline.imaging import FIELD_SIZE
+from mnist_pipeline.predict import add_model_option
 
 PROG = "mnist-web"
 DEFAULT_HOST = "127.0.0.1"  # loopback: the page is for the person at this machine
@@ -88,13 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_PORT,
         help=f"port to listen on (default: {DEFAULT_PORT}; 0: any free port)",
     )
-    parser.add_argument(
-        "--model",
-        type=Path,
-        default=paths.MODEL_FILE,
-        metavar="PATH",
-        help=f"trained Keras model (default: {paths.MODEL_FILE})",
-    )
+    add_model_option(parser)
     return parser
 
 
