@@ -20,12 +20,23 @@ def importing_tensorflow() -> Iterator[None]:
     Importing Keras makes about half a million long-lived objects; the collections that would
     run midway, and again during training, cost the train stage about a second of its six.
     """
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         gc.freeze()
-        gc.enable()
+        if was_enabled:
+            gc.enable()
+
+
+def observed() -> bool:
+    """Whether a profiler, tracer or debugger watches this process: through sys.setprofile or
+    sys.settrace, or, from Python 3.12, sys.monitoring (cProfile's and coverage's way there)."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)
+    return monitoring is not None and any(monitoring.get_tool(tool) for tool in range(6))
 
 
 def run(
@@ -57,7 +68,7 @@ def run(
         parser.exit(1, f"{parser.prog}: error: {error}\n")
     except KeyboardInterrupt:
         parser.exit(130, f"{parser.prog}: interrupted\n")
-    if skip_teardown and sys.getprofile() is None and sys.gettrace() is None:
+    if skip_teardown and not observed():
         atexit._run_exitfuncs()  # what a normal exit runs first: coverage's data, logging's flush
         sys.stdout.flush()
         sys.stderr.flush()

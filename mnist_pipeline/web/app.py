@@ -6,6 +6,7 @@ GET /api/health says the server is up. Every error is JSON, `{"error": "<one lin
 """
 
 import io
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 # How an upload is named in readings and errors ("upload: blank image: no digit found").
 UPLOAD_NAME = "upload"
 # Nothing is fetched from elsewhere: the browser refuses anything but this server's own files.
+log = logging.getLogger(__name__)
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
@@ -89,6 +92,12 @@ def create_app(model: "keras.Model", model_name: str, limits: Limits = Limits())
     @app.exception_handler(StarletteHTTPException)
     async def error_as_json(request: Request, error: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": error.detail}, error.status_code, headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def failure_as_json(request: Request, error: Exception) -> JSONResponse:
+        # A bug, not bad input: logged with its traceback, answered as JSON like every error.
+        log.error("%s %s failed", request.method, request.url.path, exc_info=error)
+        return JSONResponse({"error": "internal error"}, 500, headers=SECURITY_HEADERS)
 
     @app.middleware("http")
     async def add_security_headers(
