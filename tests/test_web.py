@@ -285,7 +285,8 @@ def test_no_trained_model_is_one_line_and_status_1(tmp_path):
     result = run_web("--model", tmp_path / "none.keras", "--port", 0)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        f"mnist-web: error: {tmp_path / 'none.keras'}: no trained model; run `dvc repro` first"
+        f"mnist-web: error: {tmp_path / 'none.keras'}: no trained model; "
+        "run `dvc repro` in the project first, or name the model with --model PATH"
     ]
 
 

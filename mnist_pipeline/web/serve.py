@@ -15,7 +15,7 @@ from mnist_pipeline import cli
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files import check_model_file
 from mnist_pipeline.imaging import FIELD_SIZE
-from mnist_pipeline.predict import add_model_option
+from mnist_pipeline.predict import MISSING_MODEL_HINT, add_model_option
 
 PROG = "mnist-web"
 DEFAULT_HOST = "127.0.0.1"  # loopback: the page is for the person at this machine
@@ -55,7 +55,7 @@ def url_of(sock: socket.socket) -> str:
 
 def main(args: argparse.Namespace) -> int:
     # The cheap checks first: a missing model or a taken port is told before TensorFlow loads.
-    check_model_file(args.model)
+    check_model_file(args.model, hint=MISSING_MODEL_HINT)
     sock = bind(args.host, args.port)
 
     import uvicorn
