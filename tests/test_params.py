@@ -68,7 +68,7 @@ def test_committed_params_list_every_key_with_its_declared_default_the_tutorials
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(section, values, message):
-    name = next(key for key, cls in SECTIONS.items() if cls is section)
+    name = section.name
     with pytest.raises(PipelineError) as error:
         parse_section(section, {name: values})
     assert message in str(error.value)

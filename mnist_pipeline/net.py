@@ -1,0 +1,37 @@
+"""A TCP port on this machine to serve on: the one helper both servers (web page, S3) use."""
+
+import argparse
+import os
+import socket
+
+from mnist_pipeline.errors import PipelineError
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0-65535 (0: any free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return port
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0: any free one), or one line saying why not."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except socket.gaierror as error:
+        raise PipelineError(f"--host {host}: unknown host ({error})") from None
+    except OSError as error:
+        # os.strerror: create_server's own message repeats the address, as a Python tuple.
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise PipelineError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+def url_of(sock: socket.socket) -> str:
+    """http://host:port/ of a listening socket, IPv6 addresses in brackets."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
