@@ -42,7 +42,7 @@ bench-web: $(VENV)/installed
 	$(BIN)/python -m benchmarks.web_load
 
 bench-sharing: $(VENV)/installed
-	$(BIN)/python benchmarks/sharing.py
+	$(BIN)/python -m benchmarks.sharing
 
 # An S3 server on 127.0.0.1 to try `dvc push`/`dvc pull` with: it prints the `dvc remote` lines.
 s3-server: $(VENV)/installed

@@ -1,9 +1,10 @@
 """Benchmark: how well `predict` reads real MNIST test digits handed to it as pictures.
 
-The first --count digits of the test set are rendered (benchmarks/pictures.py) as large off-centre
-drawings and as phone photos of paper (half of them ruled), saved as JPEG files and read by
-`predict` exactly as a user's files are. Prints, for each kind, how often its answer agrees with the
-model's answer on the 28x28 original, and how often it is the true digit.
+The first --count digits of the test set are rendered (tests/pictures.py, as the tests render
+them) as large off-centre drawings and as phone photos of paper (half of them ruled), saved as
+JPEG files and read by `predict` exactly as a user's files are. Prints, for each kind, how often
+its answer agrees with the model's answer on the 28x28 original, and how often it is the true
+digit.
 Usage: `python -m benchmarks.predict_accuracy [--count 1000]` after `dvc repro`.
 """
 
@@ -14,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.pictures import off_centre_drawing, paper_photo
 from mnist_pipeline import paths
 from mnist_pipeline.files import load_array
-from mnist_pipeline.predict import classify, load_classifier, predict
+from mnist_pipeline.inference import classify, load_classifier
+from mnist_pipeline.predict import predict
+from tests.pictures import off_centre_drawing, paper_photo
 
 KINDS = {
     "off-centre drawing": lambda digit, rng, number: off_centre_drawing(digit, rng),
@@ -46,7 +48,7 @@ def main() -> None:
                 files.append(Path(folder) / f"{number:05}.jpg")
                 files[-1].write_bytes(render(digit, rng, number))
             readings = predict(files, paths.MODEL_FILE)
-        read = np.array([-1 if r.digit is None else r.digit for r in readings])
+        read = np.array([-1 if isinstance(r, str) else r.digit for r in readings])
         print(
             f"{kind:<20} agrees with the original {np.mean(read == on_originals):6.1%}, "
             f"true digit {np.mean(read == labels):6.1%}, unreadable {np.mean(read == -1):5.1%}"

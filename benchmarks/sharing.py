@@ -7,7 +7,7 @@ from it, but train reruns, as DVC's run cache does not restore stages with uncac
 as the reports) and `dvc push`; clones B and C `dvc pull` and check that
 `dvc repro` has nothing to run. Then B runs a small grid sweep from the queue with one worker
 and C the same sweep with two. Prints the wall time of each step.
-Usage: `python benchmarks/sharing.py` (after `make pipeline`).
+Usage: `python -m benchmarks.sharing` (after `make pipeline`).
 """
 
 import argparse
@@ -21,17 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-ENV = {
-    **os.environ,
-    "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",  # the stages' `python`, and `dvc`
-    "DVC_NO_ANALYTICS": "1",
-    "GIT_AUTHOR_NAME": "benchmark",
-    "GIT_AUTHOR_EMAIL": "benchmark@example.com",
-    "GIT_COMMITTER_NAME": "benchmark",
-    "GIT_COMMITTER_EMAIL": "benchmark@example.com",
-}
+from tests.project import ENV as TEST_ENV
+from tests.project import ROOT
+
+ENV = {**os.environ, **TEST_ENV}  # the stages' `python` and `dvc`; a git identity
 TIMEOUT = 1800  # seconds, for any one step
 SWEEP = ["-S", "train.learning_rate=0.0005,0.002", "-S", "train.epochs=1,2"]
 

@@ -2,41 +2,18 @@
 
 import argparse
 import atexit
-import contextlib
-import gc
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
 
+from mnist_pipeline import paths
 from mnist_pipeline.errors import PipelineError
 
-
-@contextlib.contextmanager
-def importing_tensorflow() -> Iterator[None]:
-    """Import TensorFlow inside this block: the cyclic garbage collector pauses meanwhile, and
-    what the import made is frozen afterwards (gc.freeze), so no later collection scans it again.
-
-    Importing Keras makes about half a million long-lived objects; the collections that would
-    run midway, and again during training, cost the train stage about a second of its six.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if was_enabled:
-            gc.enable()
-
-
-def observed() -> bool:
-    """Whether a profiler, tracer or debugger watches this process: through sys.setprofile or
-    sys.settrace, or, from Python 3.12, sys.monitoring (cProfile's and coverage's way there)."""
-    if sys.getprofile() is not None or sys.gettrace() is not None:
-        return True
-    monitoring = getattr(sys, "monitoring", None)
-    return monitoring is not None and any(monitoring.get_tool(tool) for tool in range(6))
+# What a command that reads digits says when it finds no model.
+MISSING_MODEL_HINT = "run `dvc repro` in the project first, or name the model with --model PATH"
 
 
 def run(
@@ -47,13 +24,8 @@ def run(
     """Parse arguments, set up logging, call `main(args)` and exit with the status it returns.
 
     A PipelineError (or an OSError, such as a full disk) ends the command with
-    `<prog>: error: <message>` on stderr and exit status 1.
-
-    `skip_teardown`, for commands that import TensorFlow: once `main` has returned (its files
-    are written, closed and renamed), run the atexit handlers and end the process without the
-    rest of the interpreter's teardown, which spends about a second unloading TensorFlow's
-    modules. Not while a profiler or tracer (cProfile, coverage, a debugger) is attached: it
-    writes its results after the command returns.
+    `<prog>: error: <message>` on stderr and exit status 1. `skip_teardown`, for commands that
+    import TensorFlow, is a speed device (benchmarks/speedups.py): see exit_without_teardown.
     """
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages too")
     args = parser.parse_args()
@@ -68,9 +40,38 @@ def run(
         parser.exit(1, f"{parser.prog}: error: {error}\n")
     except KeyboardInterrupt:
         parser.exit(130, f"{parser.prog}: interrupted\n")
-    if skip_teardown and not observed():
-        atexit._run_exitfuncs()  # what a normal exit runs first: coverage's data, logging's flush
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
+    if skip_teardown:
+        exit_without_teardown(status)
     sys.exit(status)
+
+
+def observed() -> bool:
+    """Whether a profiler, tracer or debugger watches this process: through sys.setprofile or
+    sys.settrace, or, from Python 3.12, sys.monitoring (cProfile's and coverage's way there)."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)
+    return monitoring is not None and any(monitoring.get_tool(tool) for tool in range(6))
+
+
+def exit_without_teardown(status: int) -> NoReturn:
+    """Run the atexit handlers, then end the process without the rest of the interpreter's
+    teardown, which unloads TensorFlow's modules one by one. Only once every output is
+    written and closed; and not while a profiler or tracer watches (it writes after exit)."""
+    if observed():
+        sys.exit(status)
+    atexit._run_exitfuncs()  # what a normal exit runs first: coverage's data, logging's flush
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    """--model, for every command that reads digits with a trained model."""
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=paths.MODEL_FILE,
+        metavar="PATH",
+        help=f"trained model (default: {paths.MODEL_FILE})",
+    )

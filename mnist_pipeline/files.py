@@ -13,8 +13,8 @@ import numpy as np
 
 from mnist_pipeline.errors import PipelineError
 
-# TensorFlow uses a buffer in place only if it is aligned to 64 bytes; numpy aligns to 16.
-TENSOR_ALIGNMENT = 64
+# What a stage says of an input that an earlier stage should have made.
+MISSING_OUTPUT = "missing; run `dvc repro` to create it"
 
 
 @contextlib.contextmanager
@@ -96,22 +96,6 @@ def load_array(path: Path, mmap: bool = False, missing: str = "not found") -> np
     return array
 
 
-def load_aligned_array(path: Path, missing: str = "not found") -> np.ndarray:
-    """Read one `.npy` array into memory aligned to TENSOR_ALIGNMENT bytes, so that TensorFlow
-    can use it in place (training.as_tensor) instead of copying it."""
-    mapped = load_array(path, mmap=True, missing=missing)  # numpy parses and checks the header
-    if not mapped.flags.c_contiguous:  # not what np.save writes from our arrays: read as usual
-        return np.array(mapped)
-    buffer = np.empty(mapped.nbytes + TENSOR_ALIGNMENT, np.uint8)
-    start = -buffer.ctypes.data % TENSOR_ALIGNMENT
-    array = buffer[start : start + mapped.nbytes].view(mapped.dtype).reshape(mapped.shape)
-    with numpy_read_errors(path, ".npy array", missing), path.open("rb") as file:
-        file.seek(mapped.offset)
-        if file.readinto(memoryview(array).cast("B")) != mapped.nbytes:
-            raise PipelineError(f"{path}: shorter than its header says (changed while read?)")
-    return array
-
-
 def load_npz(path: Path) -> dict[str, np.ndarray]:
     """Read every array of an `.npz` archive, never unpickling anything."""
     with numpy_read_errors(path, ".npz archive"):
@@ -122,15 +106,9 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         return {name: archive[name] for name in archive.files}
 
 
-def load_arrays(
-    folder: Path, names: tuple[str, ...], mmap: bool = False, aligned: bool = False
-) -> dict[str, np.ndarray]:
-    """Read `<name>.npy` for each name, as save_arrays wrote them: mapped (`mmap`), aligned for
-    TensorFlow (`aligned`, see load_aligned_array) or plainly read."""
-    missing = "missing; run `dvc repro` to create it"
-    if aligned:
-        return {name: load_aligned_array(folder / f"{name}.npy", missing) for name in names}
-    return {name: load_array(folder / f"{name}.npy", mmap, missing) for name in names}
+def load_arrays(folder: Path, names: tuple[str, ...], mmap: bool = False) -> dict[str, np.ndarray]:
+    """Read `<name>.npy` for each name, as save_arrays wrote them; `mmap` maps them instead."""
+    return {name: load_array(folder / f"{name}.npy", mmap, MISSING_OUTPUT) for name in names}
 
 
 def check_model_file(path: Path, hint: str = "run `dvc repro` first") -> None:

@@ -13,139 +13,65 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mnist_pipeline import cli, paths
-from mnist_pipeline.dataset import NUM_CLASSES
+from mnist_pipeline import cli
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files import check_model_file
 from mnist_pipeline.imaging import read_digit
-from mnist_pipeline.preprocessing import INPUT_SIZE, normalize_pixels
-
-if TYPE_CHECKING:
-    import keras
+from mnist_pipeline.inference import Reading, classify, load_classifier, top_two
 
 PROG = "predict"
-MISSING_MODEL_HINT = "run `dvc repro` in the project first, or name the model with --model PATH"
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Reading:
-    """What the model made of one input, or why the input could not be read."""
-
-    file: Path
-    digit: int | None = None
-    probability: float | None = None
-    runner_up: int | None = None
-    runner_up_probability: float | None = None
-    error: str | None = None
-
-    def as_text(self) -> str:
-        return (
-            f"{self.file}: {self.digit} ({self.probability:.1%}), "
-            f"runner-up {self.runner_up} ({self.runner_up_probability:.1%})"
-        )
-
-    def as_json(self) -> dict[str, object]:
-        if self.error is not None:
-            return {"file": str(self.file), "error": self.error}
-        return {
-            "file": str(self.file),
-            "digit": self.digit,
-            "probability": round(self.probability, 6),
-            "runner_up": self.runner_up,
-            "runner_up_probability": round(self.runner_up_probability, 6),
-        }
+def prepare(file: Path) -> np.ndarray | str:
+    """The file's 28x28 digit, or the one line that says why it has none (also on stderr)."""
+    try:
+        digit = read_digit(file)
+    except PipelineError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return str(error)
+    log.debug("%s: prepared as a 28x28 digit", file)
+    return digit
 
 
-def top_two(file: Path, probabilities: np.ndarray) -> Reading:
-    """The most and second most probable digits of one softmax row."""
-    first, second = np.argsort(-probabilities, kind="stable")[:2]
-    return Reading(
-        file,
-        digit=int(first),
-        probability=float(probabilities[first]),
-        runner_up=int(second),
-        runner_up_probability=float(probabilities[second]),
+def predict(files: list[Path], model: Path) -> list[Reading | str]:
+    """A Reading per file, or the one-line error that stopped it, in the order given."""
+    # Before any model loads: is there one at all?
+    check_model_file(model, hint=cli.MISSING_MODEL_HINT)
+    prepared = [prepare(file) for file in files]
+    digits = [digit for digit in prepared if isinstance(digit, np.ndarray)]
+    if not digits:  # nothing to read: the model need not load
+        return prepared
+    readings = iter([top_two(row) for row in classify(load_classifier(model), digits)])
+    return [next(readings) if isinstance(digit, np.ndarray) else digit for digit in prepared]
+
+
+def as_text(file: Path, reading: Reading) -> str:
+    return (
+        f"{file}: {reading.digit} ({reading.probability:.1%}), "
+        f"runner-up {reading.runner_up} ({reading.runner_up_probability:.1%})"
     )
 
 
-def load_classifier(model_path: Path) -> "keras.Model":
-    """Load the trained model and check it maps 784 normalized pixels to 10 digit probabilities."""
-    with cli.importing_tensorflow():  # only when needed
-        from mnist_pipeline.training import load_model
-
-    model = load_model(model_path)
-    expected = ((None, INPUT_SIZE), (None, NUM_CLASSES))
-    if (tuple(model.input_shape), tuple(model.output_shape)) != expected:
-        raise PipelineError(
-            f"{model_path}: not a digit classifier (takes {model.input_shape}, gives "
-            f"{model.output_shape}; expected {INPUT_SIZE} pixels -> {NUM_CLASSES} digits)"
-        )
-    return model
-
-
-def classify(model: "keras.Model", digits: list[np.ndarray]) -> np.ndarray:
-    """uint8 (28, 28) digits -> (N, 10) probabilities, through the pipeline's one normalization.
-
-    The model is called directly: for the few pictures a person hands over, `model.predict`'s
-    per-call set-up costs about 40x the network itself (43 ms against 1 ms for one digit here).
-    """
-    return np.asarray(model(normalize_pixels(np.stack(digits)), training=False))
-
-
-def predict(files: list[Path], model_path: Path) -> list[Reading]:
-    """One Reading per file, in order; an unreadable file is reported on stderr and carried on."""
-    # Before TensorFlow loads (seconds, and noise on stderr): is there a model at all?
-    check_model_file(model_path, hint=MISSING_MODEL_HINT)
-    digits: dict[int, np.ndarray] = {}
-    errors: dict[int, str] = {}
-    for index, file in enumerate(files):
-        try:
-            digits[index] = read_digit(file)
-        except PipelineError as error:
-            errors[index] = str(error)
-            print(f"{PROG}: error: {error}", file=sys.stderr)
-        else:
-            log.debug("%s: prepared as a 28x28 digit", file)
-    probabilities: dict[int, np.ndarray] = {}
-    if digits:  # the model loads once, and not at all when no file could be read
-        model = load_classifier(model_path)
-        probabilities = dict(zip(digits, classify(model, list(digits.values())), strict=True))
-    return [
-        Reading(file, error=errors[index])
-        if index in errors
-        else top_two(file, probabilities[index])
-        for index, file in enumerate(files)
-    ]
+def as_json(file: Path, outcome: Reading | str) -> dict[str, object]:
+    details = {"error": outcome} if isinstance(outcome, str) else outcome.as_dict()
+    return {"file": str(file), **details}
 
 
 def main(args: argparse.Namespace) -> int:
-    readings = predict(args.images, args.model)
+    outcomes = list(zip(args.images, predict(args.images, args.model), strict=True))
     if args.json:
-        print(json.dumps([reading.as_json() for reading in readings], indent=2))
+        print(json.dumps([as_json(file, outcome) for file, outcome in outcomes], indent=2))
     else:
-        for reading in readings:
-            if reading.error is None:
-                print(reading.as_text())
-    return 1 if any(reading.error is not None for reading in readings) else 0
-
-
-def add_model_option(parser: argparse.ArgumentParser) -> None:
-    """--model, for every command that reads digits with the trained model."""
-    parser.add_argument(
-        "--model",
-        type=Path,
-        default=paths.MODEL_FILE,
-        metavar="PATH",
-        help=f"trained Keras model (default: {paths.MODEL_FILE})",
-    )
+        for file, outcome in outcomes:
+            if isinstance(outcome, Reading):
+                print(as_text(file, outcome))
+    return 0 if all(isinstance(outcome, Reading) for _, outcome in outcomes) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image or .npy file")
-    add_model_option(parser)
+    cli.add_model_option(parser)
     parser.add_argument(
         "--json",
         action="store_true",

@@ -13,6 +13,7 @@ from mnist_pipeline.evaluation import (
     score_test_set,
 )
 from mnist_pipeline.files import atomic_file, load_arrays
+from mnist_pipeline.inference import load_classifier
 from mnist_pipeline.params import EvaluateParams, load_section
 from mnist_pipeline.preprocessing import check_prepared
 
@@ -21,12 +22,7 @@ def main(args: argparse.Namespace) -> None:
     params = load_section(EvaluateParams)
     test = load_arrays(paths.PREPARED_DIR, ("x_test", "y_test"), mmap=True)
     check_prepared(test["x_test"], test["y_test"], origin=str(paths.PREPARED_DIR))
-    # TensorFlow takes seconds to import: bad params and data are reported before that.
-    with cli.importing_tensorflow():
-        from mnist_pipeline.training import load_model
-
-    model = load_model(paths.MODEL_FILE)
-    probabilities = model.predict(test["x_test"], batch_size=1024, verbose=0)
+    probabilities = load_classifier(paths.MODEL_FILE)(test["x_test"])
     actual = test["y_test"].argmax(axis=1)
     predictions = predictions_table(actual, probabilities)
     per_class = per_class_metrics(confusion_matrix(actual, predictions["predicted"]))

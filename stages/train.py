@@ -2,20 +2,21 @@
 
 import argparse
 
-from mnist_pipeline import cli, paths
-from mnist_pipeline.files import atomic_file, load_arrays
+from mnist_pipeline import cli, paths, speedups
+from mnist_pipeline.files import atomic_file
 from mnist_pipeline.params import ModelParams, TrainParams, load_section
 from mnist_pipeline.preprocessing import check_prepared
 
 
 def main(args: argparse.Namespace) -> None:
     model_params, train_params = load_section(ModelParams), load_section(TrainParams)
-    data = load_arrays(paths.PREPARED_DIR, ("x_train", "y_train"), aligned=True)
+    data = speedups.load_aligned_arrays(paths.PREPARED_DIR, ("x_train", "y_train"))
     check_prepared(data["x_train"], data["y_train"], origin=str(paths.PREPARED_DIR))
     train_params.check_split(len(data["x_train"]))
     # TensorFlow takes seconds to import: bad params and data are reported before that.
-    with cli.importing_tensorflow():
-        from mnist_pipeline.training import save_history, save_model, train_model
+    with speedups.importing_tensorflow():
+        from mnist_pipeline.model import save_model
+        from mnist_pipeline.training import save_history, train_model
 
     model, history = train_model(data["x_train"], data["y_train"], model_params, train_params)
     with atomic_file(paths.MODEL_FILE) as model_file:

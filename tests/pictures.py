@@ -1,13 +1,16 @@
-"""MNIST digits rendered as the pictures people hand `predict`: for its benchmark and tests.
+"""Pictures for `predict`'s tests and benchmark: digits of Pillow's font, MNIST digits rendered
+as the pictures people hand `predict`, and damaged files.
 
-Each function takes a 28x28 uint8 MNIST digit (light on dark) and a random generator, and returns
-a JPEG (quality 85) of it: dark ink on paper, at a size and place of the generator's choosing.
+off_centre_drawing and paper_photo take a 28x28 uint8 MNIST digit (light on dark) and a random
+generator, and return a JPEG (quality 85) of it: dark ink on paper, at a size and place of the
+generator's choosing.
 """
 
 import io
+from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 PAPER = (246, 242, 232)
 BLUE_PEN = (25, 35, 110)
@@ -69,3 +72,23 @@ def paper_photo(digit: np.ndarray, rng: np.random.Generator, ruled: bool) -> byt
     picture *= (1 - (1 - darkest) * along)[..., None]
     picture += rng.normal(0, 4, picture.shape)  # sensor noise
     return as_jpeg(Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8)))
+
+
+def render_glyph(digit: int, size: int, canvas: int = 300, at: tuple[int, int] = (150, 150)):
+    """Black digit on a white RGB canvas, drawn with Pillow's bundled font."""
+    image = Image.new("RGB", (canvas, canvas), "white")
+    font = ImageFont.load_default(size=size)
+    ImageDraw.Draw(image).text(at, str(digit), fill=(20, 20, 20), font=font, anchor="mm")
+    return image
+
+
+def save(image: Image.Image, path: Path, **options) -> Path:
+    image.save(path, **options)
+    return path
+
+
+def truncated_png(path: Path) -> Path:
+    picture = Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64), dtype=np.uint8))
+    save(picture, path)
+    path.write_bytes(path.read_bytes()[:200])  # header intact: Image.open alone succeeds
+    return path

@@ -1,6 +1,5 @@
 """cli.run: one-line errors, and the skipped teardown that keeps profilers and atexit working."""
 
-import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -61,26 +60,3 @@ def test_a_pipeline_error_is_one_line_and_status_1(tmp_path):
     assert result.stderr.splitlines() == [
         "demo: error: params.yaml: train.epochs must be greater than 0, got -1"
     ]
-
-
-def test_importing_tensorflow_pauses_the_collector_and_freezes_what_it_made():
-    from mnist_pipeline import cli
-
-    frozen_before = gc.get_freeze_count()
-    with cli.importing_tensorflow():
-        assert not gc.isenabled()
-        made = [[] for _ in range(1000)]  # stands in for the objects an import makes
-    assert gc.isenabled()
-    assert gc.get_freeze_count() >= frozen_before + len(made)
-
-
-def test_importing_tensorflow_leaves_a_paused_collector_paused():
-    from mnist_pipeline import cli
-
-    gc.disable()
-    try:
-        with cli.importing_tensorflow():
-            pass
-        assert not gc.isenabled()
-    finally:
-        gc.enable()

@@ -6,35 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.model import load_model, save_model
 from mnist_pipeline.params import ModelParams, TrainParams
 from mnist_pipeline.preprocessing import prepare
-from mnist_pipeline.training import (
-    FusedRMSprop,
-    build_model,
-    load_model,
-    save_history,
-    save_model,
-    train_model,
-    with_stock_optimizer,
-)
-
-
-def test_default_network_is_the_tutorials():
-    model = build_model(ModelParams())
-    assert model.count_params() == 407_050  # 784*512 + 512 + 512*10 + 10
-    assert [layer.name for layer in model.layers] == ["hidden_1", "digit_probabilities"]
-    assert [layer.units for layer in model.layers] == [512, 10]
-    assert model.layers[0].activation.__name__ == "relu"
-    assert model.layers[-1].activation.__name__ == "softmax"
-    # It takes the normalized pixels as they are: no rescaling inside.
-    assert model.input_shape == (None, 784) and model.inputs[0].dtype == "float32"
-
-
-def test_hidden_units_set_the_depth_and_width():
-    model = build_model(ModelParams(hidden_units=[256, 128], activation="tanh"))
-    assert model.count_params() == (784 * 256 + 256) + (256 * 128 + 128) + (128 * 10 + 10)
-    assert model.layers[0].activation.__name__ == "tanh"
+from mnist_pipeline.training import save_history, train_model
 
 
 @pytest.fixture(scope="module")
@@ -97,68 +72,9 @@ def test_a_different_seed_gives_different_weights(tiny_mnist):
     assert not np.array_equal(*weights)
 
 
-def test_load_model_explains_a_missing_or_broken_file(tmp_path):
-    with pytest.raises(
-        PipelineError, match=r"model.keras: no trained model; run `dvc repro` first"
-    ):
-        load_model(tmp_path / "model.keras")
-    (tmp_path / "broken.keras").write_bytes(b"PK not really")
-    with pytest.raises(PipelineError, match="broken.keras: not a loadable Keras model"):
-        load_model(tmp_path / "broken.keras")
-    with zipfile.ZipFile(tmp_path / "other.keras", "w") as archive:
-        archive.writestr("notes.txt", "a zip, but not a model")
-    with pytest.raises(PipelineError, match="other.keras: not a loadable Keras model"):
-        load_model(tmp_path / "other.keras")
-
-
 def test_keras_is_the_version_pinned(request):
     pinned = (request.config.rootpath / "requirements.txt").read_text()
     assert f"keras=={keras.__version__}" in pinned
-
-
-def test_fused_rmsprop_follows_keras_rmsprop(tiny_mnist):
-    data = prepare(tiny_mnist)
-    initial, trained = [], []
-    for optimizer in (
-        FusedRMSprop(learning_rate=0.01),
-        keras.optimizers.RMSprop(learning_rate=0.01),
-    ):
-        keras.utils.set_random_seed(3)
-        model = build_model(ModelParams(hidden_units=[32]))
-        initial.append(model.get_weights())
-        model.compile(optimizer=optimizer, loss="categorical_crossentropy")
-        model.fit(
-            data["x_train"], data["y_train"], epochs=2, batch_size=50, shuffle=False, verbose=0
-        )
-        trained.append(model.get_weights())
-    for before, after in zip(initial[0], trained[0], strict=True):
-        assert np.abs(after - before).max() > 1e-3  # the optimizer really moved every weight
-    for fused, stock in zip(*trained, strict=True):
-        np.testing.assert_allclose(fused, stock, rtol=1e-4, atol=1e-6)
-
-
-@pytest.mark.parametrize("options", [{"momentum": 0.9}, {"centered": True}])
-def test_fused_rmsprop_refuses_what_it_does_not_implement(options):
-    with pytest.raises(ValueError, match="without momentum and not centred"):
-        FusedRMSprop(learning_rate=0.01, **options)
-
-
-def test_stock_optimizer_carries_the_fused_state_over(tiny_mnist):
-    data = prepare(tiny_mnist)
-    keras.utils.set_random_seed(4)
-    model = build_model(ModelParams(hidden_units=[16]))
-    model.compile(optimizer=FusedRMSprop(learning_rate=0.01), loss="categorical_crossentropy")
-    model.fit(data["x_train"], data["y_train"], epochs=1, batch_size=100, verbose=0)
-    fused = {v.path: v.numpy() for v in model.optimizer.variables}
-    with_stock_optimizer(model)
-    stock = model.optimizer
-    assert type(stock) is keras.optimizers.RMSprop
-    assert int(stock.iterations) == 3
-    velocities = [v for v in stock.variables if "velocity" in v.path]
-    assert len(velocities) == len(model.trainable_variables) == 4
-    for velocity in velocities:
-        assert np.abs(velocity.numpy()).max() > 0  # a real state, not fresh zeros
-        np.testing.assert_array_equal(velocity.numpy(), fused[velocity.path])
 
 
 def test_saved_model_loads_with_plain_keras_and_keeps_its_optimizer_state(trained, tmp_path):

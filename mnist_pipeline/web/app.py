@@ -1,7 +1,7 @@
 """The FastAPI application: the page's static files and a JSON API around predict's own code.
 
 POST /api/predict takes a picture (the page sends its canvas as a PNG) and answers with the
-fields of `predict --json`, the ten probabilities and the 28x28 picture the network was given.
+reading (`predict --json`'s fields), the ten probabilities and the 28x28 picture the network saw.
 GET /api/health says the server is up. Every error is JSON, `{"error": "<one line>"}`.
 """
 
@@ -11,7 +11,6 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -23,10 +22,7 @@ from starlette.responses import Response
 
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.imaging import DECODE_ERRORS, read_digit
-from mnist_pipeline.predict import classify, top_two
-
-if TYPE_CHECKING:
-    import keras
+from mnist_pipeline.inference import Classifier, classify, top_two
 
 STATIC_DIR = Path(__file__).parent / "static"
 # How an upload is named in readings and errors ("upload: blank image: no digit found").
@@ -67,11 +63,11 @@ def check_pixels(body: bytes, max_pixels: int) -> None:
         )
 
 
-def create_app(model: "keras.Model", model_name: str, limits: Limits = Limits()) -> FastAPI:
-    """The application around an already loaded classifier (predict.load_classifier)."""
+def create_app(classifier: Classifier, model_name: str, limits: Limits = Limits()) -> FastAPI:
+    """The application around an already loaded classifier (inference.load_classifier)."""
     # No generated docs or schema: nothing but the page's own files and its API is served.
     app = FastAPI(title="MNIST digit reader", docs_url=None, redoc_url=None, openapi_url=None)
-    # A Keras model is not promised to be safe to call from several threads at once
+    # A model is not promised to be safe to call from several threads at once
     # (tensorflow/tensorflow#61298): requests are read in parallel, classified one at a time.
     model_lock = threading.Lock()
 
@@ -82,9 +78,9 @@ def create_app(model: "keras.Model", model_name: str, limits: Limits = Limits())
         except PipelineError as error:
             raise HTTPException(422, str(error)) from None
         with model_lock:
-            probabilities = classify(model, [digit])[0]
+            probabilities = classify(classifier, [digit])[0]
         return {
-            **top_two(Path(UPLOAD_NAME), probabilities).as_json(),
+            **top_two(probabilities).as_dict(),
             "probabilities": [round(float(p), 6) for p in probabilities],
             "input": digit.tolist(),
         }

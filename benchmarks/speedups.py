@@ -1,0 +1,108 @@
+"""Benchmark: what each of the train stage's speed devices buys, by switching it off alone.
+
+Runs the train stage (`stages/train.py`'s main, on data/prepared from `dvc repro`) in a fresh
+process per run: once with every device on, and once per device with that device off, in rotating
+order; prints the median wall time and peak memory of each whole process against all-on. Writes
+the model into a temporary folder, so the workspace's outputs stay as they are.
+Usage: `python -m benchmarks.speedups [--runs 5]`.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.train_speed import cpu_name
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Each device and how a run goes without it.
+DEVICES = {
+    "nothing": "every device on, as the stage runs",
+    "fused RMSprop": "Keras' own RMSprop (mnist_pipeline/fused_rmsprop.py)",
+    "tensors sharing memory": "numpy arrays handed to fit (speedups.as_tensor)",
+    "collector paused": "no gc pause or freeze around TensorFlow's import",
+    "steps per execution": "train.steps_per_execution 1 instead of params.yaml's",
+    "teardown skipped": "the interpreter's full teardown at exit (cli.run)",
+}
+
+# One train stage run in this process with one device off (argv[1]); outputs under argv[2].
+RUN = """
+import argparse, contextlib, sys
+from pathlib import Path
+from mnist_pipeline import cli, paths, speedups
+off, out = sys.argv[1], Path(sys.argv[2])
+del sys.argv[1:]  # the stage's own parser sees no arguments
+if off == "collector paused":
+    speedups.importing_tensorflow = contextlib.nullcontext
+with speedups.importing_tensorflow():
+    import keras
+    from mnist_pipeline import training
+    import stages.train as stage
+if off == "fused RMSprop":
+    training.FusedRMSprop = keras.optimizers.RMSprop
+if off == "tensors sharing memory":
+    training.as_tensor = lambda array: array
+if off == "steps per execution":
+    load_section = stage.load_section
+    stage.load_section = lambda section: (
+        load_section(section).model_copy(update={"steps_per_execution": 1})
+        if section.name == "train" else load_section(section)
+    )
+paths.MODEL_FILE = out / "model.keras"
+paths.TRAIN_HISTORY_FILE = out / "train.csv"
+paths.VALIDATION_HISTORY_FILE = out / "validation.csv"
+cli.run(stage.main, argparse.ArgumentParser(), skip_teardown=off != "teardown skipped")
+"""
+
+
+def measure(device: str, out: Path) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of one train stage process with `device` off."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-c", RUN, device, str(out)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"speedups: the run with {device!r} off failed:\n{process.stderr.read().decode()}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs of each (default 5)")
+    args = parser.parse_args()
+    if not (ROOT / "data/prepared").is_dir():
+        sys.exit("speedups: no data/prepared/; run `dvc repro` first")
+    results: dict[str, list[tuple[float, float]]] = {device: [] for device in DEVICES}
+    with tempfile.TemporaryDirectory() as out:
+        for run in range(args.runs):
+            order = list(DEVICES)[run % len(DEVICES) :] + list(DEVICES)[: run % len(DEVICES)]
+            for device in order:
+                results[device].append(measure(device, Path(out)))
+                seconds, peak = results[device][-1]
+                print(f"run {run + 1}  {device:<24} {seconds:6.2f} s  {peak:6.0f} MiB", flush=True)
+
+    print(f"\nmachine: {cpu_name()}, {os.cpu_count()} CPUs; median of {args.runs} runs, with off:")
+    medians = {
+        device: (statistics.median(s for s, _ in runs), statistics.median(m for _, m in runs))
+        for device, runs in results.items()
+    }
+    base_seconds, base_peak = medians["nothing"]
+    for device, (seconds, peak) in medians.items():
+        print(
+            f"  {device:<24} {seconds:6.2f} s {seconds / base_seconds:5.2f}x  "
+            f"{peak:6.0f} MiB {peak / base_peak:5.2f}x   {DEVICES[device]}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The network: build it from params, save it so that its bytes depend only on the model, and
+load a saved one with a clear error when the file is not a model."""
+
+import json
+import zipfile
+from pathlib import Path
+
+import keras
+
+from mnist_pipeline.dataset import NUM_CLASSES
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.files import check_model_file
+from mnist_pipeline.params import ModelParams
+from mnist_pipeline.preprocessing import INPUT_SIZE
+
+# A zip entry's earliest possible date: the .keras archive then carries no save time.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+ZIP_SIGNATURE = b"PK\x03\x04"  # how a zip archive, a .keras file, begins
+
+
+def build_model(params: ModelParams) -> keras.Sequential:
+    """Normalized pixels (784) -> Dense(units, activation) per hidden layer -> softmax (10)."""
+    # Explicit layer names: Keras' automatic ones (dense_2, ...) count the models built so far in
+    # the process, which would make a saved model depend on what ran before it.
+    hidden = [
+        keras.layers.Dense(units, activation=params.activation, name=f"hidden_{number}")
+        for number, units in enumerate(params.hidden_units, 1)
+    ]
+    return keras.Sequential(
+        [
+            keras.Input(shape=(INPUT_SIZE,), name="pixels"),
+            *hidden,
+            keras.layers.Dense(NUM_CLASSES, activation="softmax", name="digit_probabilities"),
+        ],
+        name="mnist_mlp",
+    )
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save as a .keras archive whose bytes depend only on the model.
+
+    Keras stamps the save time into metadata.json and each zip entry (keras-team/keras#15948), and
+    numbers shared objects in config.json by their memory address (keras-team/keras#23256). The
+    archive is rewritten without dates and with those ids renumbered; load_model reads it as usual.
+    """
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in entries:
+            if info.filename == "metadata.json":
+                metadata = json.loads(data)
+                metadata.pop("date_saved", None)
+                data = json.dumps(metadata).encode()
+            elif info.filename == "config.json":
+                data = json.dumps(renumber_shared_objects(json.loads(data), {})).encode()
+            entry = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
+            entry.compress_type = info.compress_type
+            entry.external_attr = 0o644 << 16
+            archive.writestr(entry, data)
+
+
+def renumber_shared_objects(config: object, numbers: dict[int, int]) -> object:
+    """Replace each `shared_object_id` with 1, 2, ... in order of first appearance."""
+    if isinstance(config, list):
+        return [renumber_shared_objects(item, numbers) for item in config]
+    if isinstance(config, dict):
+        return {
+            key: numbers.setdefault(value, len(numbers) + 1)
+            if key == "shared_object_id"
+            else renumber_shared_objects(value, numbers)
+            for key, value in config.items()
+        }
+    return config
+
+
+def load_model(path: Path, hint: str = "run `dvc repro` first") -> keras.Model:
+    """Load a .keras archive; a missing, damaged or foreign file is one PipelineError line."""
+    check_model_file(path, hint)
+    problem = archive_problem(path)
+    if problem:
+        raise PipelineError(f"{path}: {problem}; {hint}")
+    try:
+        return keras.models.load_model(path)
+    # A zip that is no Keras archive fails in several ways, depending on what it lacks.
+    except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        raise PipelineError(f"{path}: not a loadable Keras model ({error})") from None
+
+
+def archive_problem(path: Path) -> str | None:
+    """What makes `path` no .keras archive, read from the zip alone; None if it looks like one."""
+    if not zipfile.is_zipfile(path):
+        with path.open("rb") as file:
+            starts_as_zip = file.read(len(ZIP_SIGNATURE)) == ZIP_SIGNATURE
+        if starts_as_zip:
+            return "damaged: a zip archive cut short or corrupted, not a whole Keras model"
+        return "not a Keras model (a .keras file is a zip archive, this is none)"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            corrupt = archive.testzip()
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        return f"damaged: {error}"
+    if corrupt:
+        return f"damaged: its member {corrupt} is corrupt"
+    if not {"config.json", "metadata.json"} <= names:
+        return "not a Keras model (a zip archive without config.json and metadata.json)"
+    return None

@@ -1,0 +1,92 @@
+"""The layout the code promises: who imports what, and only Keras' and TensorFlow's public API."""
+
+import ast
+from pathlib import Path
+
+import pytest
+from source import ROOT, imported_modules
+
+# What trains, and the commands' own modules: nothing that only reads a model may need them.
+TRAINING = {"mnist_pipeline/training.py", "mnist_pipeline/fused_rmsprop.py"}
+COMMANDS = {"mnist_pipeline/predict.py", *(str(p.relative_to(ROOT)) for p in ROOT.glob("stages/*"))}
+READERS = ["stages/evaluate.py", "mnist_pipeline/web/app.py", "mnist_pipeline/web/serve.py"]
+
+PYTHON_FILES = sorted(
+    path
+    for folder in ("mnist_pipeline", "stages", "benchmarks", "tests")
+    for path in (ROOT / folder).rglob("*.py")
+)
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_what_only_reads_a_model_imports_no_training_or_command_module(reader):
+    assert imported_modules(ROOT / reader) & (TRAINING | COMMANDS) == set()
+
+
+def test_tests_do_not_import_benchmarks():
+    for path in (ROOT / "tests").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom | ast.Import):
+                names = [node.module] if isinstance(node, ast.ImportFrom) else []
+                names += [alias.name for alias in node.names]
+                assert not any(str(name).startswith("benchmarks") for name in names), path
+
+
+def private_names(path: Path) -> list[str]:
+    """Private Keras or TensorFlow names used in `path`: imports of keras.src or
+    tensorflow.python, and `x._name` attributes other than on `self` of our own non-Keras
+    classes (and Python's os._exit, atexit._run_exitfuncs)."""
+    found = []
+    tree = ast.parse(path.read_text())
+    keras_classes = {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and any("keras" in ast.unparse(b) for b in node.bases)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom | ast.Import):
+            names = [node.module] if isinstance(node, ast.ImportFrom) else []
+            names += [alias.name for alias in node.names]
+            found += [n for n in names if n and n.startswith(("keras.src", "tensorflow.python"))]
+        if isinstance(node, ast.ClassDef) and node.name in keras_classes:
+            found += [
+                f"{node.name}: self.{sub.attr}"
+                for sub in ast.walk(node)
+                if isinstance(sub, ast.Attribute) and is_private(sub.attr)
+            ]
+        elif isinstance(node, ast.Attribute) and is_private(node.attr):
+            owner = ast.unparse(node.value)
+            if owner != "self" and f"{owner}.{node.attr}" not in PYTHONS_OWN:
+                found.append(f"{owner}.{node.attr}")
+    return found
+
+
+PYTHONS_OWN = {"os._exit", "atexit._run_exitfuncs"}
+
+
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+@pytest.mark.parametrize("path", PYTHON_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_public_keras_and_tensorflow_names_are_used(path):
+    assert private_names(path) == []
+
+
+def test_the_private_name_check_finds_what_it_looks_for(tmp_path):
+    code = tmp_path / "sample.py"
+    code.write_text(
+        "from keras.src import ops\n"
+        "import tensorflow.python.framework\n"
+        "class Opt(keras.optimizers.Optimizer):\n"
+        "    def f(self):\n"
+        "        return self._velocities\n"
+        "def g(optimizer):\n"
+        "    return optimizer._get_variable_index\n"
+    )
+    assert private_names(code) == [
+        "keras.src",
+        "tensorflow.python.framework",
+        "Opt: self._velocities",
+        "optimizer._get_variable_index",
+    ]
