@@ -1,6 +1,6 @@
 """Benchmark: sharing the pipeline's outputs through the local S3 server, and a parallel sweep.
 
-Follows the README's "Sharing data, models and experiments" walkthrough in temporary clones of
+Follows the walkthrough of docs/sharing.md in temporary clones of
 this repository: starts `python -m mnist_pipeline.s3_server`, runs the `dvc remote` lines it
 prints; clone A runs `dvc repro` (with this checkout's DVC cache as a shared cache: the data come
 from it, but train reruns, as DVC's run cache does not restore stages with uncached outputs such

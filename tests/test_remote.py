@@ -270,7 +270,7 @@ def test_a_failed_pull_changes_nothing_and_the_same_pull_completes_once_fixed(
 
 
 def test_the_lines_the_server_prints_share_a_project_between_clones(reproduced_template, tmp_path):
-    """The README's walkthrough: start the server, run the lines it prints in one clone and
+    """docs/sharing.md's walkthrough: start the server, run the lines it prints in one clone and
     push, run them in another and pull; nothing of it lands in git."""
     server = subprocess.Popen(
         [sys.executable, "-m", "mnist_pipeline.s3_server", "--port", "0"],
