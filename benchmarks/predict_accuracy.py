@@ -32,11 +32,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000, help="test digits (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the renderings")
     args = parser.parse_args()
-    if not paths.MODEL_FILE.is_file():
-        sys.exit("predict_accuracy: no models/model.keras; run `dvc repro` first")
+    if not paths.SERVING_MODEL_FILE.is_file():
+        sys.exit("predict_accuracy: no models/model.tflite; run `dvc repro` first")
     digits = load_array(paths.RAW_DIR / "x_test.npy")[: args.count]
     labels = load_array(paths.RAW_DIR / "y_test.npy")[: args.count]
-    on_originals = classify(load_classifier(paths.MODEL_FILE), list(digits)).argmax(axis=1)
+    on_originals = classify(load_classifier(paths.SERVING_MODEL_FILE), list(digits)).argmax(axis=1)
     print(f"{len(digits)} MNIST test digits; the model reads {np.mean(on_originals == labels):.1%}"
           " of the 28x28 originals right")  # fmt: skip
 
@@ -47,7 +47,7 @@ def main() -> None:
             for number, digit in enumerate(digits):
                 files.append(Path(folder) / f"{number:05}.jpg")
                 files[-1].write_bytes(render(digit, rng, number))
-            readings = predict(files, paths.MODEL_FILE)
+            readings = predict(files, paths.SERVING_MODEL_FILE)
         read = np.array([-1 if isinstance(r, str) else r.digit for r in readings])
         print(
             f"{kind:<20} agrees with the original {np.mean(read == on_originals):6.1%}, "

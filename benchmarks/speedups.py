@@ -54,6 +54,7 @@ if off == "steps per execution":
         if section.name == "train" else load_section(section)
     )
 paths.MODEL_FILE = out / "model.keras"
+paths.SERVING_MODEL_FILE = out / "model.tflite"
 paths.TRAIN_HISTORY_FILE = out / "train.csv"
 paths.VALIDATION_HISTORY_FILE = out / "validation.csv"
 cli.run(stage.main, argparse.ArgumentParser(), skip_teardown=off != "teardown skipped")

@@ -105,7 +105,7 @@ def main() -> None:
     digits = np.load(ROOT / paths.RAW_DIR / "x_test.npy", mmap_mode="r")[:DIGITS]
     bodies = [drawn(digits[i % DIGITS]) for i in range(args.requests)]
     half = args.requests // 2
-    with serving(ROOT / paths.MODEL_FILE) as server:
+    with serving(ROOT / paths.SERVING_MODEL_FILE) as server:
         deadline = time.monotonic() + args.max_seconds
         send_all(server.url, [drawn(d) for d in digits[:WARM_UP]], args.clients, deadline)
         memory = [rss_mib(server.process.pid)]

@@ -34,6 +34,8 @@ def run(
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # TensorFlow's Python INFO lines (a SavedModel's "Assets written to ...") only when asked for.
+    logging.getLogger("tensorflow").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         status = main(args) or 0
     except (PipelineError, OSError) as error:
@@ -71,7 +73,8 @@ def add_model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         type=Path,
-        default=paths.MODEL_FILE,
+        default=paths.SERVING_MODEL_FILE,
         metavar="PATH",
-        help=f"trained model (default: {paths.MODEL_FILE})",
+        help=f"trained model: its LiteRT export (default: {paths.SERVING_MODEL_FILE}) or a "
+        ".keras archive (slower to load: it imports TensorFlow)",
     )

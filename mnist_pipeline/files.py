@@ -15,6 +15,7 @@ from mnist_pipeline.errors import PipelineError
 
 # What a stage says of an input that an earlier stage should have made.
 MISSING_OUTPUT = "missing; run `dvc repro` to create it"
+ZIP_SIGNATURE = b"PK\x03\x04"  # how a zip archive (.npz, .keras, .whl) begins
 
 
 @contextlib.contextmanager

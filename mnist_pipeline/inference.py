@@ -1,7 +1,8 @@
 """Read digits with a trained model: load it once, classify prepared pixels, name the top two.
 
-Everything that only reads the network (the evaluate stage, `predict`, the web page) goes
-through `load_classifier`, which checks that the model maps 784 pixels to 10 digit probabilities.
+Everything that only reads the network (the evaluate stage, `predict`, the web page) goes through
+`load_classifier`. The train stage's LiteRT export (`.tflite`) is read by LiteRT's interpreter,
+without TensorFlow; a Keras archive (`.keras`) is read through Keras, which imports TensorFlow.
 """
 
 import logging
@@ -13,12 +14,17 @@ import numpy as np
 
 from mnist_pipeline.dataset import NUM_CLASSES
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.files import ZIP_SIGNATURE, check_model_file
 from mnist_pipeline.preprocessing import INPUT_SIZE, normalize_pixels
 
 log = logging.getLogger(__name__)
 
 # Normalized pixels, float32 (N, 784) -> digit probabilities, float32 (N, 10).
 Classifier = Callable[[np.ndarray], np.ndarray]
+
+KERAS_SUFFIX = ".keras"
+# Bytes 4-8 of a LiteRT (TensorFlow Lite) flatbuffer: its file identifier.
+LITERT_IDENTIFIER = b"TFL3"
 
 
 @dataclass(frozen=True)
@@ -54,24 +60,97 @@ def classify(classifier: Classifier, digits: Sequence[np.ndarray]) -> np.ndarray
     return classifier(normalize_pixels(np.stack(digits)))
 
 
-def load_classifier(path: Path) -> Classifier:
-    """The model in `path` as a Classifier, once checked to be a digit classifier."""
+def load_classifier(path: Path, hint: str = "run `dvc repro` to make it") -> Classifier:
+    """The model in `path` as a Classifier, once checked to be a digit classifier: a `.keras`
+    archive through Keras, anything else as a LiteRT model. `hint` says what makes the model."""
+    check_model_file(path, hint)
+    if path.suffix == KERAS_SUFFIX:
+        return keras_classifier(path, hint)
+    return LiteRTClassifier(path, hint)
+
+
+class LiteRTClassifier:
+    """A LiteRT model run by LiteRT's interpreter: no TensorFlow in the process.
+
+    Not safe to call from several threads at once (the interpreter holds its tensors).
+    """
+
+    def __init__(self, path: Path, hint: str = "run `dvc repro` to make it") -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        try:
+            # LiteRT's built-in kernels without its default XNNPACK delegate, which prints an
+            # INFO line on every start that no Python setting silences (tensorflow/tensorflow
+            # #58050, google-ai-edge/mediapipe#3672); for two Dense layers they are as good.
+            self.interpreter = Interpreter(
+                model_path=str(path),
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
+        except ValueError:  # LiteRT's verifier refused the file
+            raise PipelineError(f"{path}: {litert_problem(path)}; {hint}") from None
+        inputs = self.interpreter.get_input_details()
+        outputs = self.interpreter.get_output_details()
+        check_digit_classifier(
+            path,
+            [(detail["shape_signature"], detail["dtype"]) for detail in inputs],
+            [(detail["shape_signature"], detail["dtype"]) for detail in outputs],
+        )
+        self.input_index, self.output_index = inputs[0]["index"], outputs[0]["index"]
+        self.batch_size = 0  # no tensors allocated yet
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        if len(pixels) != self.batch_size:  # tensors are sized for one batch size at a time
+            self.interpreter.resize_tensor_input(self.input_index, pixels.shape, strict=True)
+            self.interpreter.allocate_tensors()
+            self.batch_size = len(pixels)
+        self.interpreter.set_tensor(self.input_index, pixels)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output_index)
+
+
+def litert_problem(path: Path) -> str:
+    """Why LiteRT refused `path`, from its first bytes."""
+    with path.open("rb") as file:
+        head = file.read(8)
+    if head.startswith(ZIP_SIGNATURE):
+        return "a zip archive, not a LiteRT model (a Keras model is read as one if named *.keras)"
+    if head[4:8] == LITERT_IDENTIFIER:
+        return "damaged: a LiteRT model cut short or corrupted"
+    return "not a LiteRT model (no TFL3 flatbuffer)"
+
+
+def keras_classifier(path: Path, hint: str) -> Classifier:
+    """A .keras archive read through Keras: TensorFlow's import takes seconds."""
     from mnist_pipeline.speedups import importing_tensorflow
 
-    with importing_tensorflow():  # seconds: only when a Keras model is asked for
+    log.debug("%s: a Keras model, read through Keras and TensorFlow (a .tflite loads faster)", path)
+    with importing_tensorflow():
         from mnist_pipeline.model import load_model
 
-    model = load_model(path)
-    check_digit_classifier(path, model.input_shape, model.output_shape)
+    model = load_model(path, hint)
+    check_digit_classifier(
+        path,
+        [(tensor.shape, tensor.dtype) for tensor in model.inputs],
+        [(tensor.shape, tensor.dtype) for tensor in model.outputs],
+    )
     # Called directly: for a few digits, `model.predict`'s per-call set-up costs far more than
     # the network itself.
     return lambda pixels: np.asarray(model(pixels, training=False))
 
 
-def check_digit_classifier(path: Path, takes: Sequence, gives: Sequence) -> None:
-    """Refuse a model whose input is not 784 pixels or whose output is not 10 probabilities."""
-    if (tuple(takes)[1:], tuple(gives)[1:]) != ((INPUT_SIZE,), (NUM_CLASSES,)):
+def check_digit_classifier(path: Path, takes: Sequence[tuple], gives: Sequence[tuple]) -> None:
+    """Refuse a model unless it takes one batch of 784 float32 pixels and gives one batch of 10
+    float32 probabilities. `takes` and `gives`: (shape, dtype) of each input and output."""
+
+    def described(tensors: Sequence[tuple]) -> list[tuple[tuple[int, ...], str]]:
+        return [(tuple(shape)[1:], np.dtype(dtype).name) for shape, dtype in tensors]
+
+    expected = ([((INPUT_SIZE,), "float32")], [((NUM_CLASSES,), "float32")])
+    if (described(takes), described(gives)) != expected:
+        shapes = [f"({', '.join(map(str, shape))}) {dtype}" for shape, dtype in described(takes)]
+        results = [f"({', '.join(map(str, shape))}) {dtype}" for shape, dtype in described(gives)]
         raise PipelineError(
-            f"{path}: not a digit classifier (takes {tuple(takes)}, gives {tuple(gives)}; "
-            f"expected {INPUT_SIZE} pixels -> {NUM_CLASSES} digit probabilities)"
+            f"{path}: not a digit classifier (takes {' and '.join(shapes) or 'nothing'}, gives "
+            f"{' and '.join(results) or 'nothing'} per image; expected {INPUT_SIZE} float32 "
+            f"pixels -> {NUM_CLASSES} float32 digit probabilities)"
         )

@@ -1,21 +1,26 @@
-"""The network: build it from params, save it so that its bytes depend only on the model, and
-load a saved one with a clear error when the file is not a model."""
+"""The network: build it from params, save it so that its bytes depend only on the model, export
+it for serving (LiteRT), and load a saved one with a clear error when the file is not a model."""
 
 import json
 import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from mnist_pipeline.dataset import NUM_CLASSES
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.files import check_model_file
+from mnist_pipeline.files import ZIP_SIGNATURE, check_model_file
+from mnist_pipeline.inference import LiteRTClassifier
 from mnist_pipeline.params import ModelParams
 from mnist_pipeline.preprocessing import INPUT_SIZE
 
 # A zip entry's earliest possible date: the .keras archive then carries no save time.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-ZIP_SIGNATURE = b"PK\x03\x04"  # how a zip archive, a .keras file, begins
+# The LiteRT export must read this many sample images as Keras does, each probability within
+# EXPORT_TOLERANCE of Keras' (the two runtimes round float32 sums differently: ~1e-6).
+EXPORT_SAMPLE_SIZE = 1000
+EXPORT_TOLERANCE = 1e-5
 
 
 def build_model(params: ModelParams) -> keras.Sequential:
@@ -72,6 +77,28 @@ def renumber_shared_objects(config: object, numbers: dict[int, int]) -> object:
             for key, value in config.items()
         }
     return config
+
+
+def export_for_serving(model: keras.Model, path: Path, sample: np.ndarray) -> None:
+    """Write the model as a LiteRT flatbuffer (`.tflite`, Keras' own export) and check it."""
+    model.export(str(path), format="litert", verbose=False)
+    check_export(model, path, sample)
+
+
+def check_export(model: keras.Model, path: Path, sample: np.ndarray) -> None:
+    """Raise PipelineError unless the LiteRT model in `path` reads up to EXPORT_SAMPLE_SIZE of
+    the `sample` pixels (N, 784) as `model` does: same digits, probabilities within tolerance."""
+    images = sample[:: max(1, len(sample) // EXPORT_SAMPLE_SIZE)][:EXPORT_SAMPLE_SIZE]
+    expected = np.asarray(model(images, training=False))
+    exported = LiteRTClassifier(path)(images)
+    misread = int(np.sum(exported.argmax(axis=1) != expected.argmax(axis=1)))
+    difference = float(np.max(np.abs(exported - expected)))
+    if misread or difference > EXPORT_TOLERANCE:
+        raise PipelineError(
+            f"{path}: the LiteRT export disagrees with the Keras model on {len(images)} training "
+            f"images ({misread} read as another digit; probabilities up to {difference:.1e} apart, "
+            f"tolerance {EXPORT_TOLERANCE:.0e})"
+        )
 
 
 def load_model(path: Path, hint: str = "run `dvc repro` first") -> keras.Model:

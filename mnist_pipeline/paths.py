@@ -6,7 +6,8 @@ PARAMS_FILE = Path("params.yaml")
 
 RAW_DIR = Path("data/raw")  # fetch: the original MNIST arrays, uint8
 PREPARED_DIR = Path("data/prepared")  # preprocess: normalized float32 pixels, one-hot labels
-MODEL_FILE = Path("models/model.keras")  # train
+MODEL_FILE = Path("models/model.keras")  # train: the Keras model, to load and train further
+SERVING_MODEL_FILE = Path("models/model.tflite")  # train: its LiteRT export, what reads digits
 
 REPORTS_DIR = Path("reports")
 # train: per-epoch loss and accuracy on the training data, and on the held-out part if any

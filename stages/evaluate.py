@@ -1,4 +1,5 @@
-"""Stage evaluate: score the model on the test set; write metrics, tables and misread digits."""
+"""Stage evaluate: score the served model (the LiteRT export) on the test set; write metrics,
+tables and misread digits."""
 
 import argparse
 import json
@@ -22,7 +23,7 @@ def main(args: argparse.Namespace) -> None:
     params = load_section(EvaluateParams)
     test = load_arrays(paths.PREPARED_DIR, ("x_test", "y_test"), mmap=True)
     check_prepared(test["x_test"], test["y_test"], origin=str(paths.PREPARED_DIR))
-    probabilities = load_classifier(paths.MODEL_FILE)(test["x_test"])
+    probabilities = load_classifier(paths.SERVING_MODEL_FILE)(test["x_test"])
     actual = test["y_test"].argmax(axis=1)
     predictions = predictions_table(actual, probabilities)
     per_class = per_class_metrics(confusion_matrix(actual, predictions["predicted"]))

@@ -1,4 +1,5 @@
-"""Stage train: fit the network on data/prepared/ and save the model and its per-epoch history."""
+"""Stage train: fit the network on data/prepared/; save the model, its LiteRT export for serving,
+and its per-epoch history."""
 
 import argparse
 
@@ -15,12 +16,16 @@ def main(args: argparse.Namespace) -> None:
     train_params.check_split(len(data["x_train"]))
     # TensorFlow takes seconds to import: bad params and data are reported before that.
     with speedups.importing_tensorflow():
-        from mnist_pipeline.model import save_model
+        from mnist_pipeline.model import export_for_serving, save_model
         from mnist_pipeline.training import save_history, train_model
 
     model, history = train_model(data["x_train"], data["y_train"], model_params, train_params)
-    with atomic_file(paths.MODEL_FILE) as model_file:
+    with (
+        atomic_file(paths.MODEL_FILE) as model_file,
+        atomic_file(paths.SERVING_MODEL_FILE) as serving_file,
+    ):
         save_model(model, model_file)
+        export_for_serving(model, serving_file, data["x_train"])
     with (
         atomic_file(paths.TRAIN_HISTORY_FILE) as train_file,
         atomic_file(paths.VALIDATION_HISTORY_FILE) as validation_file,

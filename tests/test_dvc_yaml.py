@@ -46,6 +46,7 @@ def test_outs_and_data_deps_are_the_paths_the_code_uses():
     assert out_paths("preprocess") == {str(paths.PREPARED_DIR)}
     assert out_paths("train") == {
         str(paths.MODEL_FILE),
+        str(paths.SERVING_MODEL_FILE),
         str(paths.TRAIN_HISTORY_FILE),
         str(paths.VALIDATION_HISTORY_FILE),
     }
@@ -63,7 +64,7 @@ def test_outs_and_data_deps_are_the_paths_the_code_uses():
         "fetch": set(),
         "preprocess": {str(paths.RAW_DIR)},
         "train": {str(paths.PREPARED_DIR)},
-        "evaluate": {str(paths.PREPARED_DIR), str(paths.MODEL_FILE)},
+        "evaluate": {str(paths.PREPARED_DIR), str(paths.SERVING_MODEL_FILE)},
     }
 
 

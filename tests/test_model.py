@@ -2,10 +2,18 @@
 
 import zipfile
 
+import numpy as np
 import pytest
 
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.model import build_model, load_model, save_model
+from mnist_pipeline.model import (
+    EXPORT_TOLERANCE,
+    build_model,
+    check_export,
+    export_for_serving,
+    load_model,
+    save_model,
+)
 from mnist_pipeline.params import ModelParams
 
 HINT = "run `dvc repro` first"
@@ -84,3 +92,55 @@ def test_a_file_that_is_no_model_is_one_line_saying_what_is_wrong(saved, tmp_pat
         load_model(path)
     line = str(error.value)
     assert line.startswith(f"{path}: ") and message in line and "\n" not in line
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_mnist):
+    from mnist_pipeline.preprocessing import prepare
+
+    folder = tmp_path_factory.mktemp("exported")
+    model = build_model(ModelParams(hidden_units=[8]))
+    pixels = prepare(tiny_mnist)["x_train"]
+    export_for_serving(model, folder / "model.tflite", pixels)
+    return folder / "model.tflite", model, pixels
+
+
+def test_the_export_is_the_same_bytes_each_time(exported, tmp_path):
+    path, model, pixels = exported
+    export_for_serving(model, tmp_path / "again.tflite", pixels)
+    assert (tmp_path / "again.tflite").read_bytes() == path.read_bytes()
+
+
+def shifted(model, by: float):
+    """A copy of `model` whose output layer's biases are all moved by `by`: the same digits,
+    probabilities moved a little, as a different export of the model would."""
+    import keras
+
+    copy = keras.models.clone_model(model)
+    weights = model.get_weights()
+    weights[-1] = weights[-1] + np.float32(by) * np.arange(10, dtype=np.float32)
+    copy.set_weights(weights)
+    return copy
+
+
+@pytest.mark.parametrize(("by", "agrees"), [(0.0, True), (1e-6, True), (3e-5, False)])
+def test_an_export_that_disagrees_beyond_the_tolerance_is_refused(exported, by, agrees):
+    path, model, pixels = exported
+    other = shifted(model, by)
+    difference = np.abs(np.asarray(other(pixels)) - np.asarray(model(pixels))).max()
+    assert (difference <= EXPORT_TOLERANCE) == agrees  # each side of the bound
+    if agrees:
+        check_export(other, path, pixels)
+    else:
+        with pytest.raises(PipelineError) as error:
+            check_export(other, path, pixels)
+        assert str(error.value).startswith(
+            f"{path}: the LiteRT export disagrees with the Keras model on 300 training images "
+            "(0 read as another digit; probabilities up to"
+        )
+
+
+def test_an_export_that_reads_another_digit_is_refused(exported):
+    path, model, pixels = exported
+    with pytest.raises(PipelineError, match=r"on 300 training images \([1-9]\d* read as another"):
+        check_export(build_model(ModelParams(hidden_units=[8])), path, pixels)

@@ -16,7 +16,6 @@ from pictures import off_centre_drawing, paper_photo, render_glyph, save, trunca
 from PIL import Image, ImageDraw, ImageFont
 
 from mnist_pipeline import paths
-from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.imaging import mnist_digit
 from mnist_pipeline.predict import build_parser
 
@@ -25,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_default_model_is_the_pipelines():
     args = build_parser().parse_args(["digit.png"])
-    assert args.model == paths.MODEL_FILE and not args.json
+    assert args.model == paths.SERVING_MODEL_FILE and not args.json
 
 
 # --- the command, end to end -----------------------------------------------------------------
@@ -67,8 +66,9 @@ def present(digit: np.ndarray, path: Path, rng: np.random.Generator) -> Path:
 
 @pytest.fixture(scope="module")
 def synthetic_model(tmp_path_factory):
-    """A small network trained on the synthetic digits, saved as the pipeline saves its model."""
-    from mnist_pipeline.model import save_model
+    """A small network trained on the synthetic digits, saved as the train stage saves it: its
+    LiteRT export (the path returned) and the Keras archive beside it (`.keras`)."""
+    from mnist_pipeline.model import export_for_serving, save_model
     from mnist_pipeline.params import ModelParams, TrainParams
     from mnist_pipeline.preprocessing import normalize_pixels, one_hot
     from mnist_pipeline.training import train_model
@@ -80,8 +80,9 @@ def synthetic_model(tmp_path_factory):
         ModelParams(hidden_units=[128]),
         TrainParams(epochs=15, batch_size=32, learning_rate=0.003, seed=3),
     )
-    path = tmp_path_factory.mktemp("model") / "model.keras"
-    save_model(model, path)
+    path = tmp_path_factory.mktemp("model") / "model.tflite"
+    save_model(model, path.with_suffix(".keras"))
+    export_for_serving(model, path, normalize_pixels(images))
     return path, model
 
 
@@ -91,7 +92,7 @@ def run_predict(*args: object) -> subprocess.CompletedProcess:
 
 
 def error_lines(stderr: str) -> list[str]:
-    """The command's own lines, without TensorFlow's start-up notices."""
+    """The command's own lines, without TensorFlow's start-up notices (a .keras model's)."""
     return [line for line in stderr.splitlines() if line.startswith("predict: ")]
 
 
@@ -133,6 +134,22 @@ def test_presented_digits_get_the_same_prediction_as_the_originals(synthetic_mod
         assert 1 >= reading["probability"] >= reading["runner_up_probability"] >= 0
     predicted = np.array([reading["digit"] for reading in good]).reshape(-1, 2)  # png, jpg
     assert (predicted == expected[:, None]).mean() >= 0.8
+
+
+def test_the_keras_archive_reads_as_the_litert_export_does(synthetic_model, tmp_path):
+    model_path, _ = synthetic_model
+    files = []
+    for number, digit in enumerate(synthetic_digits(1, seed=8)[0]):
+        files.append(tmp_path / f"{number}.npy")
+        np.save(files[-1], digit)
+    served = run_predict("--json", "--model", model_path, *files)
+    through_keras = run_predict("--json", "--model", model_path.with_suffix(".keras"), *files)
+    assert served.returncode == through_keras.returncode == 0, through_keras.stderr
+    assert served.stderr == ""  # no start-up lines: neither TensorFlow's nor LiteRT's
+    served, through_keras = json.loads(served.stdout), json.loads(through_keras.stdout)
+    assert [r["digit"] for r in served] == [r["digit"] for r in through_keras]
+    for one, other in zip(served, through_keras, strict=True):
+        assert one["probability"] == pytest.approx(other["probability"], abs=1e-5)
 
 
 def test_bad_inputs_are_reported_and_the_good_ones_still_read(synthetic_model, tmp_path):
@@ -206,35 +223,24 @@ def test_outside_the_project_the_message_says_where_it_looked(tmp_path):
     )
     assert result.returncode == 1 and picture.is_file()
     assert result.stderr.splitlines() == [
-        f"predict: error: models/model.keras: no trained model (looked in {tmp_path}/models); "
+        f"predict: error: models/model.tflite: no trained model (looked in {tmp_path}/models); "
         "run `dvc repro` in the project first, or name the model with --model PATH"
     ]
 
 
-def test_a_model_for_something_else_is_refused(synthetic_model, tmp_path):
-    import keras
-
-    from mnist_pipeline.inference import load_classifier
-
-    other = keras.Sequential([keras.Input(shape=(5,)), keras.layers.Dense(3)])
-    other.save(tmp_path / "other.keras")
-    with pytest.raises(PipelineError, match="other.keras: not a digit classifier"):
-        load_classifier(tmp_path / "other.keras")
-
-
 needs_the_pipelines_model = pytest.mark.skipif(
-    not (REPO / paths.MODEL_FILE).is_file() or not (REPO / paths.RAW_DIR / "x_test.npy").is_file(),
+    not (REPO / paths.SERVING_MODEL_FILE).is_file()
+    or not (REPO / paths.RAW_DIR / "x_test.npy").is_file(),
     reason="needs the pipeline's trained model and raw test set (`dvc repro`)",
 )
 
 
 @needs_the_pipelines_model
 def test_real_mnist_digits_survive_presentation(tmp_path):
-    from mnist_pipeline.model import load_model
-    from mnist_pipeline.preprocessing import normalize_pixels
+    from mnist_pipeline.inference import classify, load_classifier
 
     originals = np.load(REPO / paths.RAW_DIR / "x_test.npy", mmap_mode="r")[:30]
-    expected = load_model(REPO / paths.MODEL_FILE).predict(normalize_pixels(originals), verbose=0)
+    expected = classify(load_classifier(REPO / paths.SERVING_MODEL_FILE), list(originals))
     rng = np.random.default_rng(6)
     files = [present(digit, tmp_path / f"{n:02}.jpg", rng) for n, digit in enumerate(originals)]
     result = run_predict("--json", *files)  # the default model, from the repository root

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from mnist_pipeline import paths
 from mnist_pipeline.imaging import read_digit
-from mnist_pipeline.inference import classify
+from mnist_pipeline.inference import classify, load_classifier
 from mnist_pipeline.web.app import Limits, create_app
 from mnist_pipeline.web.serve import build_parser
 
@@ -56,8 +56,9 @@ def png_claiming(width: int, height: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def glyph_model():
-    """Dense(10, softmax) whose weights are the ten font digits as read_digit prepares them.
+def glyph_model(tmp_path_factory):
+    """Dense(10, softmax) whose weights are the ten font digits as read_digit prepares them,
+    exported to LiteRT and read as the server reads its model (inference.load_classifier).
 
     Each output is the cosine of the input with one digit's picture, blurred so that a pixel's
     shift does not matter (times 20, for a clear softmax): the font's digits, drawn at another
@@ -76,7 +77,9 @@ def glyph_model():
     weights = templates / np.linalg.norm(templates, axis=1, keepdims=True)
     model = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(10, "softmax")])
     model.set_weights([20 * weights.T, np.zeros(10, np.float32)])
-    return lambda pixels: np.asarray(model(pixels))
+    path = tmp_path_factory.mktemp("glyphs") / "glyphs.tflite"
+    model.export(str(path), format="litert", verbose=False)
+    return load_classifier(path)
 
 
 @pytest.fixture(scope="module")
@@ -238,12 +241,11 @@ def test_wrong_method_is_a_json_405(client):
 
 
 @pytest.mark.skipif(
-    not (REPO / paths.MODEL_FILE).is_file() or not (REPO / paths.RAW_DIR / "x_test.npy").is_file(),
+    not (REPO / paths.SERVING_MODEL_FILE).is_file()
+    or not (REPO / paths.RAW_DIR / "x_test.npy").is_file(),
     reason="needs the pipeline's trained model and raw test set (`make pipeline`)",
 )
 def test_real_mnist_digits_get_the_same_answer_as_predict(tmp_path):
-    from mnist_pipeline.inference import load_classifier
-
     digits = np.load(REPO / paths.RAW_DIR / "x_test.npy", mmap_mode="r")[:5]
     labels = np.load(REPO / paths.RAW_DIR / "y_test.npy", mmap_mode="r")[:5]
     files = []
@@ -252,7 +254,9 @@ def test_real_mnist_digits_get_the_same_answer_as_predict(tmp_path):
         files.append(tmp_path / f"{number}.png")
         picture.save(files[-1])
 
-    app = create_app(load_classifier(REPO / paths.MODEL_FILE), str(paths.MODEL_FILE))
+    app = create_app(
+        load_classifier(REPO / paths.SERVING_MODEL_FILE), str(paths.SERVING_MODEL_FILE)
+    )
     with TestClient(app) as client:
         answers = [post_image(client, file.read_bytes()).json() for file in files]
     command = [sys.executable, "-m", "mnist_pipeline.predict", "--json", *map(str, files)]
@@ -277,7 +281,7 @@ def run_web(*args: object) -> subprocess.CompletedProcess:
 
 def test_by_default_it_serves_the_pipelines_model_on_loopback():
     args = build_parser().parse_args([])
-    assert (args.host, args.port, args.model) == ("127.0.0.1", 8000, paths.MODEL_FILE)
+    assert (args.host, args.port, args.model) == ("127.0.0.1", 8000, paths.SERVING_MODEL_FILE)
 
 
 def test_no_trained_model_is_one_line_and_status_1(tmp_path):

@@ -15,14 +15,14 @@ from mnist_pipeline.web.launch import serving
 REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.skipif(
-    not (REPO / paths.MODEL_FILE).is_file(),
+    not (REPO / paths.SERVING_MODEL_FILE).is_file(),
     reason="needs the pipeline's trained model (`make pipeline`)",
 )
 
 
 @pytest.fixture(scope="module")
 def server():
-    with serving(REPO / paths.MODEL_FILE) as running:
+    with serving(REPO / paths.SERVING_MODEL_FILE) as running:
         yield running
 
 

@@ -43,7 +43,7 @@ def shown_digit(page, strokes: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Screenshot the page with a 7 drawn on it.")
     parser.add_argument("output", type=Path, help="PNG file to write")
-    parser.add_argument("--model", type=Path, default=paths.MODEL_FILE)
+    parser.add_argument("--model", type=Path, default=paths.SERVING_MODEL_FILE)
     args = parser.parse_args()
     if CHROMIUM is None:
         parser.exit(1, f"{parser.prog}: error: {INSTALL_HINT}\n")
