@@ -3,7 +3,7 @@
 import argparse
 
 from mnist_pipeline import cli, paths
-from mnist_pipeline.files import atomic_file, load_arrays
+from mnist_pipeline.files import atomic_files, load_arrays
 from mnist_pipeline.params import ModelParams, TrainParams, load_section
 from mnist_pipeline.preprocessing import check_prepared
 
@@ -18,12 +18,11 @@ def main(args: argparse.Namespace) -> None:
         from mnist_pipeline.training import save_history, save_model, train_model
 
     model, history = train_model(data["x_train"], data["y_train"], model_params, train_params)
-    with atomic_file(paths.MODEL_FILE) as model_file:
+    # The model and its history as a set: a failure midway leaves the old ones, all of them.
+    with atomic_files(
+        paths.MODEL_FILE, paths.TRAIN_HISTORY_FILE, paths.VALIDATION_HISTORY_FILE
+    ) as (model_file, train_file, validation_file):
         save_model(model, model_file)
-    with (
-        atomic_file(paths.TRAIN_HISTORY_FILE) as train_file,
-        atomic_file(paths.VALIDATION_HISTORY_FILE) as validation_file,
-    ):
         save_history(history, train_file, validation_file)
 
 
