@@ -122,7 +122,17 @@ def numpy_read_errors(path: Path, kind: str, missing: str = "not found") -> Iter
     except FileNotFoundError:
         raise PipelineError(f"{path}: {missing}") from None
     except (ValueError, EOFError, OSError, zipfile.BadZipFile) as error:
+        # np.load takes any file that is neither .npy nor .npz for a pickle, and says so.
+        if not isinstance(error, OSError) and not is_numpy_file(path):
+            raise PipelineError(f"{path}: not a NumPy file (expected a {kind})") from None
         raise PipelineError(f"{path}: not a readable {kind} ({error})") from None
+
+
+def is_numpy_file(path: Path) -> bool:
+    """Whether `path` begins as np.save's .npy files or np.savez's .npz archives (zips) do."""
+    with path.open("rb") as file:
+        start = file.read(len(np.lib.format.MAGIC_PREFIX))
+    return start == np.lib.format.MAGIC_PREFIX or start.startswith(b"PK")
 
 
 def load_array(path: Path, mmap: bool = False, missing: str = "not found") -> np.ndarray:

@@ -134,3 +134,19 @@ def test_git_ignores_the_temporaries_of_atomic_writes(tmp_path):
         ["git", "check-ignore", "--no-index", *names], cwd=ROOT, capture_output=True, text=True
     )
     assert ignored.stdout.splitlines() == names, ignored.stderr
+
+
+@pytest.mark.parametrize(
+    "content",
+    [bytes(np.random.default_rng(0).integers(0, 256, 1000, np.uint8)), b"\x93NUM", b""],
+    ids=["random-bytes", "cut-in-its-magic-string", "empty"],
+)
+def test_a_file_that_is_no_numpy_file_is_said_to_be_none(content, tmp_path):
+    path = tmp_path / "digit.npy"
+    path.write_bytes(content)
+    with pytest.raises(PipelineError) as error:
+        load_array(path)
+    assert str(error.value) == f"{path}: not a NumPy file (expected a .npy array)"
+    with pytest.raises(PipelineError) as error:
+        load_npz(path)
+    assert str(error.value) == f"{path}: not a NumPy file (expected a .npz archive)"
