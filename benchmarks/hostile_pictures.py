@@ -2,11 +2,11 @@
 
 Builds pictures a hostile user could send within the web server's upload limits (a few KB that
 decode to a very wide, very tall or one-pixel-high picture), the largest pictures those limits
-accept (2000x2000 PNG in colour, with transparency and in 16 bits, a 2000x2000 JPEG photo, an
-8000x400 strip) and a 12-megapixel phone photo, which only `predict` accepts. Each is read in a
-fresh process through read_digit; printed: its size, whether it is within the limits, the CPU
-seconds and the peak memory above the idle process, and whether it was read or refused (with the
-one line). Linux only (the peak is read from /proc).
+accept (an 8000x400 strip; 2000x2000 drawings in colour, with transparency, in 16 bits and in
+floats; 2000x2000 photos as JPEG, JPEG 2000 and WebP), and a 12-megapixel phone photo, which
+only `predict` accepts. Each is read in a fresh process through read_digit; printed: its size,
+whether it is within the limits, the CPU seconds and the peak memory above the idle process, and
+whether it was read or refused (with the one line). Linux only (the peak is read from /proc).
 Usage: `python -m benchmarks.hostile_pictures`.
 """
 
@@ -82,14 +82,20 @@ def sixteen_bit_drawing() -> bytes:
     return encoded(Image.fromarray(values), "PNG")
 
 
-def photo(size: tuple[int, int], quality: int) -> bytes:
+def photo(size: tuple[int, int], format: str = "JPEG", **options: object) -> bytes:
     """A 7 on paper as a phone photographs it: light falling off to 60% across it, sensor noise."""
     width, height = size
     paper = np.asarray(seven(size, height * 2 // 3, (width * 2 // 5, height // 2)), np.float32)
     paper = paper * np.linspace(1, 0.6, width, dtype=np.float32)
     paper += np.random.default_rng(0).normal(0, 3, paper.shape).astype(np.float32)
     picture = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).convert("RGB")
-    return encoded(picture, "JPEG", quality=quality)
+    return encoded(picture, format, **options)
+
+
+def float_drawing() -> bytes:
+    """32-bit float pixels in [0, 1], as a scientific camera's TIFF holds them."""
+    values = np.asarray(seven((2000, 2000), 1400, (1000, 1000)), np.float32) / 255
+    return encoded(Image.fromarray(values), "TIFF", compression="tiff_adobe_deflate")
 
 
 PICTURES: dict[str, Callable[[], bytes]] = {
@@ -100,7 +106,10 @@ PICTURES: dict[str, Callable[[], bytes]] = {
     "colour drawing, PNG": colour_drawing,
     "transparent drawing, PNG": transparent_drawing,
     "16-bit drawing, PNG": sixteen_bit_drawing,
+    "float drawing, TIFF": float_drawing,
     "photo, JPEG": lambda: photo((2000, 2000), quality=75),
+    "photo, JPEG 2000": lambda: photo((2000, 2000), "JPEG2000", quality_layers=[20]),
+    "photo, WebP": lambda: photo((2000, 2000), "WEBP", quality=80),
     "phone photo, JPEG": lambda: photo((4000, 3000), quality=85),
 }
 
