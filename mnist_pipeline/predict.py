@@ -100,6 +100,20 @@ def classify(model: "keras.Model", digits: list[np.ndarray]) -> np.ndarray:
     return np.asarray(model(normalize_pixels(np.stack(digits)), training=False))
 
 
+def read_input(file: Path) -> np.ndarray:
+    """read_digit, with any failure as a PipelineError: one line naming the file. Running out of
+    memory, or a decoder's own error, on one file must not cost the readings of the others."""
+    try:
+        return read_digit(file)
+    except PipelineError:
+        raise
+    except Exception as error:
+        log.debug("%s: reading failed", file, exc_info=True)  # the traceback, with --verbose
+        detail = " ".join(str(error).split())
+        reason = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+        raise PipelineError(f"{file}: cannot read: {reason}") from None
+
+
 def predict(files: list[Path], model_path: Path) -> list[Reading]:
     """One Reading per file, in order; an unreadable file is reported on stderr and carried on."""
     # Before TensorFlow loads (seconds, and noise on stderr): is there a model at all?
@@ -108,7 +122,7 @@ def predict(files: list[Path], model_path: Path) -> list[Reading]:
     errors: dict[int, str] = {}
     for index, file in enumerate(files):
         try:
-            digits[index] = read_digit(file)
+            digits[index] = read_input(file)
         except PipelineError as error:
             errors[index] = str(error)
             print(f"{PROG}: error: {error}", file=sys.stderr)

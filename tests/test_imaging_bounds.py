@@ -6,6 +6,8 @@ What reading costs is measured by benchmarks/hostile_pictures.py, not here.
 """
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +15,26 @@ import pytest
 from PIL import Image, ImageDraw
 
 from benchmarks.hostile_pictures import one_pixel_line, seven, tall_strip, wide_strip
+from mnist_pipeline import predict
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.imaging import MAX_ASPECT_RATIO, paper_brightness, read_digit
 
-# The one-pixel line first: it failed fastest.
+REPO = Path(__file__).resolve().parent.parent
+# The one-pixel line first: it stopped `predict` at once (asking for 1.82 TiB), the others after
+# 5 GB each.
 HOSTILE = {"line.png": one_pixel_line, "wide.png": wide_strip, "tall.png": tall_strip}
 SIZES = {"line.png": "4000000x1", "wide.png": "100000x40", "tall.png": "40x100000"}
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """An untrained classifier of the right shape: these tests ask whether a file is read."""
+    import keras
+
+    model = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(10, "softmax")])
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    model.save(path)
+    return path
 
 
 def write(folder: Path, name: str, body: bytes) -> Path:
@@ -95,3 +111,47 @@ def test_a_large_picture_gives_the_digit_a_crop_around_it_gives(kind, tmp_path):
     digit = read_digit(saved(large, kind, tmp_path / "large"))
     reference = read_digit(saved(crop, "colour", tmp_path / "crop.png"))
     assert shifted_difference(digit, reference) < 1.5
+
+
+def test_predict_reads_the_good_picture_given_beside_hostile_ones(model_path, tmp_path):
+    good = tmp_path / "good.png"
+    seven((300, 300), 200, (150, 150)).save(good)
+    bad = [write(tmp_path, name, make()) for name, make in HOSTILE.items()]
+    command = [sys.executable, "-m", "mnist_pipeline.predict", "--model", str(model_path)]
+    result = subprocess.run(
+        [*command, bad[0], good, *bad[1:]], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert [line.split(": ")[0] for line in result.stdout.splitlines()] == [str(good)]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("predict: ")]
+    assert [line.split(": ")[2] for line in errors] == [str(path) for path in bad], errors
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        MemoryError("Unable to allocate 1.82 TiB for an array with shape (125000, 4000000)"),
+        RuntimeError("a decoder's own bug,\nover two lines"),
+    ],
+    ids=["out-of-memory", "other"],
+)
+def test_any_failure_to_read_one_file_costs_only_its_reading(
+    failure, model_path, tmp_path, monkeypatch, capsys
+):
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    seven((300, 300), 200, (150, 150)).save(good)
+    seven((300, 300), 200, (150, 150)).save(bad)
+    read = predict.read_digit
+
+    def fail_on_bad(file: Path) -> np.ndarray:
+        if file == bad:
+            raise failure
+        return read(file)
+
+    monkeypatch.setattr(predict, "read_digit", fail_on_bad)
+    readings = predict.predict([bad, good], model_path)
+    assert readings[0].error.startswith(f"{bad}: ") and "\n" not in readings[0].error
+    assert type(failure).__name__ in readings[0].error
+    assert readings[1].error is None and readings[1].digit is not None
+    assert capsys.readouterr().err.splitlines() == [f"predict: error: {readings[0].error}"]
