@@ -1,6 +1,7 @@
 """Crash-safe writes and array files: an output either appears whole or not at all."""
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -18,29 +19,68 @@ MISSING_OUTPUT = "missing; run `dvc repro` to create it"
 ZIP_SIGNATURE = b"PK\x03\x04"  # how a zip archive (.npz, .keras, .whl) begins
 
 
+def temporary_prefix(path: Path) -> str:
+    """How the names of `path`'s temporaries, made beside it, begin: `.<name>.tmp-`. .gitignore
+    ignores that pattern, and the next write of `path` finds by it what a killed run left."""
+    return f".{path.name}.tmp-"
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove what killed writes of `path` left beside it. None of it is still being written: an
+    output has one writer at a time (DVC runs a stage once at a time in a workspace)."""
+    prefix = temporary_prefix(path)
+    for stale in path.parent.iterdir():
+        if stale.name.startswith(prefix):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _temporary_file(path: Path) -> Iterator[Path]:
+    """Yield a new empty file beside `path`, named for it; it is removed unless renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    # Keep the suffix: some writers (Keras) choose the format by it.
+    fd, name = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_files(*paths: Path) -> Iterator[tuple[Path, ...]]:
+    """Yield a temporary path beside each of `paths`; they replace their outputs only once the
+    block has written them all: a failure midway leaves every old output as it was."""
+    with contextlib.ExitStack() as stack:
+        temporaries = tuple(stack.enter_context(_temporary_file(path)) for path in paths)
+        yield temporaries
+        # Each temporary was made beside its output, so a rename can fail only where a folder is
+        # in an output's place: found before the first rename, not after some.
+        for path in paths:
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        for tmp, path in zip(temporaries, paths, strict=True):
+            tmp.chmod(0o644)  # mkstemp makes it private; the output is an ordinary file
+            tmp.replace(path)
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the suffix: some writers (Keras) choose the format by it.
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.stem}.tmp-", suffix=path.suffix, dir=path.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_files(path) as (tmp,):
         yield tmp
-        tmp.chmod(0o644)  # mkstemp makes it private; the output is an ordinary file
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; it replaces `path` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(path), dir=path.parent))
     try:
         yield tmp
         tmp.chmod(0o755)
@@ -83,7 +123,17 @@ def numpy_read_errors(path: Path, kind: str, missing: str = "not found") -> Iter
     except FileNotFoundError:
         raise PipelineError(f"{path}: {missing}") from None
     except (ValueError, EOFError, OSError, zipfile.BadZipFile) as error:
+        # np.load takes any file that is neither .npy nor .npz for a pickle, and says so.
+        if not isinstance(error, OSError) and not is_numpy_file(path):
+            raise PipelineError(f"{path}: not a NumPy file (expected a {kind})") from None
         raise PipelineError(f"{path}: not a readable {kind} ({error})") from None
+
+
+def is_numpy_file(path: Path) -> bool:
+    """Whether `path` begins as np.save's .npy files or np.savez's .npz archives (zips) do."""
+    with path.open("rb") as file:
+        start = file.read(len(np.lib.format.MAGIC_PREFIX))
+    return start == np.lib.format.MAGIC_PREFIX or start.startswith(ZIP_SIGNATURE)
 
 
 def load_array(path: Path, mmap: bool = False, missing: str = "not found") -> np.ndarray:

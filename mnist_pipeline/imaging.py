@@ -27,6 +27,13 @@ NOISE_LEVEL = 0.2
 # taking the brightest cell within PAPER_WINDOW cells: wider than any pen stroke.
 PAPER_GRID = 32
 PAPER_WINDOW = 5
+# No photo or drawing of a digit is more elongated than this: a phone's panorama is about 4:1, a
+# tightly cropped 1 about 10:1. A 100000x40 strip is a few KB of PNG made to cost memory.
+MAX_ASPECT_RATIO = 20
+# Pictures are prepared at most this many pixels along their longer side, reduced as they are
+# decoded where the format allows: a digit a tenth of the picture's height is still 100 px, five
+# times the BOX_SIZE it ends up as.
+WORKING_SIDE = 1000
 # Pillow's decoders raise any of these for a damaged or unsupported file.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
@@ -52,14 +59,26 @@ def read_digit(source: Path | BinaryIO, name: str | None = None) -> np.ndarray:
 
 
 def open_image(source: Path | BinaryIO, name: str | None = None) -> Image.Image:
-    """Open and fully decode an image, upright as its EXIF orientation says (phone photos)."""
+    """Open and fully decode an image, upright as its EXIF orientation says (phone photos).
+
+    A JPEG longer than WORKING_SIDE is decoded straight at 1/2, 1/4 or 1/8 of its size, as long as
+    that is no shorter: as cheap as a picture of that size. Other formats decode whole.
+    """
     path = name or str(source)
     try:
         with Image.open(source) as image:
+            width, height = image.size
+            if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+                raise PipelineError(
+                    f"{path}: {width}x{height} pixels: too elongated to hold a digit "
+                    f"(more than {MAX_ASPECT_RATIO}:1)"
+                )
             # An animated GIF or a multi-page TIFF: which frame holds the digit is anyone's guess.
             # (A camera's MPO JPEG carries previews after its first frame, the photo itself.)
             if (frames := getattr(image, "n_frames", 1)) > 1 and image.format != "MPO":
                 raise PipelineError(f"{path}: has {frames} frames; give one picture per file")
+            if (scale := WORKING_SIDE / max(width, height)) < 1:
+                image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
             # Image.open reads only the header: load() decodes, so a truncated file fails here.
             image.load()
             return ImageOps.exif_transpose(image)
@@ -95,29 +114,43 @@ def digit_from_array(array: np.ndarray) -> np.ndarray:
 
 
 def to_grayscale(image: Image.Image) -> np.ndarray:
-    """Any Pillow image -> float32 (H, W) luminance in [0, 255].
+    """Any Pillow image -> float32 (H, W) luminance in [0, 255], shrunk to WORKING_SIDE first.
 
     Transparent pixels show the background that contrasts with the opaque ones: a digit drawn
     only in the alpha channel stays visible whether its ink is dark or light.
     """
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        return high_depth_to_gray(np.asarray(image, dtype=np.float64), image.mode)
+        return high_depth_to_gray(image)
     if image.has_transparency_data:
-        rgba = image.convert("RGBA")
+        # Shrinking averages colours weighted by their opacity (Pillow premultiplies alpha), as
+        # the blend below does, so blending after shrinking gives what blending before would.
+        rgba = shrink(image.convert("RGBA"))
         alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
         luminance = np.asarray(rgba.convert("L"), dtype=np.float32)
         opaque_mean = (luminance * alpha).sum() / max(alpha.sum(), 1e-6)
         background = 255.0 if opaque_mean < 128 else 0.0
         return luminance * alpha + background * (1 - alpha)
-    return np.asarray(image.convert("L"), dtype=np.float32)
+    return np.asarray(shrink(image.convert("L")), dtype=np.float32)
 
 
-def high_depth_to_gray(values: np.ndarray, mode: str) -> np.ndarray:
-    """16- or 32-bit integer, or float, grayscale -> float32 in [0, 255], by the range it uses.
+def shrink(image: Image.Image) -> Image.Image:
+    """`image` averaged down to WORKING_SIDE pixels along its longer side, if it is longer."""
+    scale = WORKING_SIDE / max(image.size)
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BOX)
+
+
+def high_depth_to_gray(image: Image.Image) -> np.ndarray:
+    """16- or 32-bit integer, or float, grayscale -> float32 in [0, 255], by the range it uses;
+    shrunk (shrink) once that range is known from every pixel.
 
     convert("L") would clip such pixels to 0-255. The full scale is the smallest that holds every
     value: [0, 1] (floats only), 8, 16 or 31 bits (mode I is signed), so faint noise stays faint.
     """
+    mode = image.mode
+    values = np.asarray(image)  # in the picture's own type: no float64 copy of all its pixels
     if not np.all(np.isfinite(values)):
         raise NoDigitError(f"{mode} pixels include NaN or infinity")
     if values.size and values.min() < 0:
@@ -125,7 +158,7 @@ def high_depth_to_gray(values: np.ndarray, mode: str) -> np.ndarray:
     scales = (1.0, 255.0, 65535.0, 2.0**31 - 1) if mode == "F" else (255.0, 65535.0, 2.0**31 - 1)
     peak = values.max(initial=0)
     full_scale = next((scale for scale in scales if peak <= scale), peak)
-    return (values * (255 / full_scale)).astype(np.float32)
+    return np.asarray(shrink(image.convert("F")), dtype=np.float32) * np.float32(255 / full_scale)
 
 
 def border(gray: np.ndarray) -> np.ndarray:
@@ -142,18 +175,21 @@ def paper_brightness(light: np.ndarray) -> np.ndarray:
     """The background's brightness at each pixel of a picture whose background is its light part.
 
     A max filter over a coarse copy, scaled back up: ink is darker than the paper around it, so it
-    drops out, while light that falls off across a photographed sheet is followed.
+    drops out, while light that falls off across a photographed sheet is followed. The coarse copy
+    has square cells, at most PAPER_GRID along either side whatever the picture's shape.
     """
     height, width = light.shape
     cell = max(1, math.ceil(max(height, width) / PAPER_GRID))
-    rows, columns = math.ceil(height / cell), math.ceil(width / cell)
-    padded = np.pad(light, ((0, rows * cell - height), (0, columns * cell - width)), mode="edge")
-    cells = padded.reshape(rows, cell, columns, cell).max(axis=(1, 3))
+    # The brightest pixel of each cell; the edge cuts the last row and column of cells short
+    # (padding them to whole cells made a 100000x40 picture 3125x100000).
+    cells = np.maximum.reduceat(light, np.arange(0, height, cell), axis=0)
+    cells = np.maximum.reduceat(cells, np.arange(0, width, cell), axis=1)
     paper = Image.fromarray(cells.astype(np.float32), "F").filter(
         ImageFilter.MaxFilter(PAPER_WINDOW)
     )
-    full_size = paper.resize((columns * cell, rows * cell), Image.Resampling.BILINEAR)
-    return np.asarray(full_size)[:height, :width]
+    # Scaled as if every cell were whole, and only the part of that the picture covers.
+    covered = (0, 0, width / cell, height / cell)
+    return np.asarray(paper.resize((width, height), Image.Resampling.BILINEAR, box=covered))
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:

@@ -29,14 +29,25 @@ log = logging.getLogger(__name__)
 
 
 def prepare(file: Path) -> np.ndarray | str:
-    """The file's 28x28 digit, or the one line that says why it has none (also on stderr)."""
+    """The file's 28x28 digit, or the one line that says why it has none (also on stderr).
+
+    Any failure is that file's line: running out of memory, or a decoder's own error, on one file
+    must not cost the readings of the others.
+    """
     try:
         digit = read_digit(file)
     except PipelineError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return str(error)
-    log.debug("%s: prepared as a 28x28 digit", file)
-    return digit
+        message = str(error)
+    except Exception as error:
+        log.debug("%s: reading failed", file, exc_info=True)  # the traceback, with --verbose
+        detail = " ".join(str(error).split())
+        reason = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+        message = f"{file}: cannot read: {reason}"
+    else:
+        log.debug("%s: prepared as a 28x28 digit", file)
+        return digit
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return message
 
 
 def predict(files: list[Path], model: Path) -> list[Reading | str]:

@@ -13,7 +13,7 @@ from mnist_pipeline.evaluation import (
     predictions_table,
     score_test_set,
 )
-from mnist_pipeline.files import atomic_file, load_arrays
+from mnist_pipeline.files import atomic_files, load_arrays
 from mnist_pipeline.inference import load_classifier
 from mnist_pipeline.params import EvaluateParams, load_section
 from mnist_pipeline.preprocessing import check_prepared
@@ -29,17 +29,16 @@ def main(args: argparse.Namespace) -> None:
     per_class = per_class_metrics(confusion_matrix(actual, predictions["predicted"]))
     mistakes = most_confident_mistakes(actual, probabilities, params.misread_count)
 
-    with atomic_file(paths.METRICS_FILE) as metrics_file:
+    # All four or none: a failure midway must not leave reports of two different models.
+    with atomic_files(
+        paths.METRICS_FILE, paths.PREDICTIONS_FILE, paths.PER_CLASS_FILE, paths.MISREAD_IMAGE
+    ) as (metrics_file, predictions_file, per_class_file, image_file):
         metrics = score_test_set(actual, probabilities, per_class)
         metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
-    with atomic_file(paths.PREDICTIONS_FILE) as predictions_file:
         predictions.to_csv(predictions_file, index=False)
-    with atomic_file(paths.PER_CLASS_FILE) as per_class_file:
         per_class.to_csv(per_class_file)
-    with atomic_file(paths.MISREAD_IMAGE) as image_file:
         sheet = draw_mistakes(test["x_test"], actual, probabilities, mistakes)
         sheet.save(image_file, format="PNG")
-
 
 if __name__ == "__main__":
     cli.run(main, argparse.ArgumentParser(prog="evaluate", description=__doc__), skip_teardown=True)

@@ -4,7 +4,7 @@ and its per-epoch history."""
 import argparse
 
 from mnist_pipeline import cli, paths, speedups
-from mnist_pipeline.files import atomic_file
+from mnist_pipeline.files import atomic_files
 from mnist_pipeline.params import ModelParams, TrainParams, load_section
 from mnist_pipeline.preprocessing import check_prepared
 
@@ -20,16 +20,15 @@ def main(args: argparse.Namespace) -> None:
         from mnist_pipeline.training import save_history, train_model
 
     model, history = train_model(data["x_train"], data["y_train"], model_params, train_params)
-    with (
-        atomic_file(paths.MODEL_FILE) as model_file,
-        atomic_file(paths.SERVING_MODEL_FILE) as serving_file,
-    ):
+    # The model, its export and its history as a set: a failure midway leaves the old ones, all.
+    with atomic_files(
+        paths.MODEL_FILE,
+        paths.SERVING_MODEL_FILE,
+        paths.TRAIN_HISTORY_FILE,
+        paths.VALIDATION_HISTORY_FILE,
+    ) as (model_file, serving_file, train_file, validation_file):
         save_model(model, model_file)
         export_for_serving(model, serving_file, data["x_train"])
-    with (
-        atomic_file(paths.TRAIN_HISTORY_FILE) as train_file,
-        atomic_file(paths.VALIDATION_HISTORY_FILE) as validation_file,
-    ):
         save_history(history, train_file, validation_file)
 
 

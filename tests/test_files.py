@@ -1,3 +1,6 @@
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -5,11 +8,14 @@ from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files import (
     atomic_dir,
     atomic_file,
+    atomic_files,
     load_array,
     load_arrays,
     load_npz,
     save_arrays,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_atomic_file_appears_only_when_the_block_succeeds(tmp_path):
@@ -71,3 +77,76 @@ def test_pickled_objects_are_never_unpickled(tmp_path):
         load_array(tmp_path / "objects.npy")
     with pytest.raises(PipelineError, match=r"objects.npz: not a readable .npz archive"):
         load_npz(tmp_path / "objects.npz")
+
+
+def test_atomic_files_replace_their_outputs_only_once_all_are_written(tmp_path):
+    outputs = [tmp_path / "metrics.json", tmp_path / "evaluate" / "per_class.csv"]
+    outputs[1].parent.mkdir()
+    for output in outputs:
+        output.write_text("old")
+    with pytest.raises(RuntimeError), atomic_files(*outputs) as temporaries:
+        temporaries[0].write_text("new")
+        raise RuntimeError("writing the second output failed")
+    assert [output.read_text() for output in outputs] == ["old", "old"]
+    with atomic_files(*outputs) as temporaries:
+        for temporary in temporaries:
+            temporary.write_text("new")
+    assert [output.read_text() for output in outputs] == ["new", "new"]
+    assert sorted(tmp_path.rglob("*")) == sorted([*outputs, outputs[1].parent])
+
+
+def test_a_folder_in_an_outputs_place_stops_every_output_being_replaced(tmp_path):
+    metrics, predictions = tmp_path / "metrics.json", tmp_path / "predictions.csv"
+    metrics.write_text("old")
+    predictions.mkdir()
+    with pytest.raises(IsADirectoryError), atomic_files(metrics, predictions) as temporaries:
+        for temporary in temporaries:
+            temporary.write_text("new")
+    assert metrics.read_text() == "old" and sorted(tmp_path.iterdir()) == [metrics, predictions]
+
+
+def test_a_killed_runs_temporaries_of_the_same_output_are_removed_before_writing(tmp_path):
+    stale_file = tmp_path / ".metrics.json.tmp-killed.json"
+    stale_file.write_text("half")
+    stale_folder = tmp_path / ".prepared.tmp-killed"
+    stale_folder.mkdir()
+    (stale_folder / "x_train.npy").write_bytes(b"half")
+    another_outputs = tmp_path / ".predictions.csv.tmp-running.csv"  # not ours to remove
+    another_outputs.write_text("being written")
+    with atomic_file(tmp_path / "metrics.json") as tmp:
+        tmp.write_text("{}")
+    save_arrays(tmp_path / "prepared", {"a": np.arange(3)})
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        another_outputs.name,
+        "metrics.json",
+        "prepared",
+    ]
+
+
+def test_git_ignores_the_temporaries_of_atomic_writes(tmp_path):
+    names = []
+    with atomic_file(tmp_path / "metrics.json") as tmp:
+        names.append(f"reports/{tmp.name}")
+    with atomic_dir(tmp_path / "prepared") as tmp:
+        names.append(f"data/{tmp.name}")
+        names.append(f"data/{tmp.name}/x_train.npy")
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *names], cwd=ROOT, capture_output=True, text=True
+    )
+    assert ignored.stdout.splitlines() == names, ignored.stderr
+
+
+@pytest.mark.parametrize(
+    "content",
+    [bytes(np.random.default_rng(0).integers(0, 256, 1000, np.uint8)), b"\x93NUM", b""],
+    ids=["random-bytes", "cut-in-its-magic-string", "empty"],
+)
+def test_a_file_that_is_no_numpy_file_is_said_to_be_none(content, tmp_path):
+    path = tmp_path / "digit.npy"
+    path.write_bytes(content)
+    with pytest.raises(PipelineError) as error:
+        load_array(path)
+    assert str(error.value) == f"{path}: not a NumPy file (expected a .npy array)"
+    with pytest.raises(PipelineError) as error:
+        load_npz(path)
+    assert str(error.value) == f"{path}: not a NumPy file (expected a .npz archive)"

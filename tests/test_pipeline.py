@@ -4,10 +4,17 @@ Each test gets its own copy (tests/project.py), so any one of them runs alone or
 """
 
 import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 import yaml
-from project import DVC, make_project, output, run, set_params, stages_run
+from project import DVC, ENV, make_project, output, run, set_params, stages_run
+
+from mnist_pipeline import paths
 
 pytestmark = pytest.mark.e2e
 
@@ -94,3 +101,79 @@ def test_experiment_with_a_set_param_appears_in_exp_show(reproduced_project):
     assert '"epochs": 3' in flat
     # The workspace holds the experiment's results; params.yaml says so.
     assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["epochs"] == 3
+
+
+# Loaded by the preprocess stage's Python (through PYTHONPATH): it hangs once the stage has begun
+# writing its temporary folder, so that the test can kill it there, mid-write.
+HANG_MID_WRITE = """
+import os
+import sys
+import time
+
+opened = []
+
+
+def hang_at_the_second_file(event, args):
+    if event == "open" and isinstance(args[0], str):
+        if os.path.basename(os.path.dirname(args[0])).startswith(".prepared."):
+            opened.append(args[0])
+            if len(opened) > 1:
+                time.sleep(600)
+
+
+sys.addaudithook(hang_at_the_second_file)
+"""
+
+
+def half_written(folder: Path, timeout: float) -> Path:
+    """The temporary folder of data/prepared, once a file is being written into it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for temporary in folder.glob(".prepared.*"):
+            if any(temporary.iterdir()):
+                return temporary
+        time.sleep(0.05)
+    raise AssertionError(f"no half-written .prepared.* folder in {folder} after {timeout} s")
+
+
+def test_a_killed_preprocess_leaves_nothing_for_git_and_its_next_run_cleans_up(
+    reproduced_project, tmp_path
+):
+    repo = reproduced_project
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(HANG_MID_WRITE)
+    repro = [DVC, "repro", "--force", "--single-item", "preprocess"]
+    stage = subprocess.Popen(
+        repro,
+        cwd=repo,
+        env={**os.environ, **ENV, "PYTHONPATH": str(tmp_path / "hook")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: dvc, the shell and the stage
+    )
+    try:
+        temporary = half_written(repo / "data", timeout=120)
+    finally:
+        os.killpg(stage.pid, signal.SIGKILL)
+        stage.wait()
+    assert temporary.is_dir()  # left behind by the killed run ...
+    assert run(repo, "git", "status", "--porcelain").stdout == ""  # ... where git ignores it
+    run(repo, *repro)
+    assert list((repo / "data").glob(".prepared.*")) == []
+    assert run(repo, "git", "status", "--porcelain").stdout == ""
+
+
+def test_evaluate_with_an_output_it_cannot_replace_leaves_every_old_output(reproduced_project):
+    repo = reproduced_project
+    kept = [repo / paths.METRICS_FILE, repo / paths.PER_CLASS_FILE, repo / paths.MISREAD_IMAGE]
+    for report in kept:
+        report.write_text("old\n")
+    blocked = repo / paths.PREDICTIONS_FILE  # the second output evaluate writes
+    blocked.unlink()
+    blocked.mkdir()  # a folder in its place
+    result = run(repo, "python", "-m", "stages.evaluate", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("evaluate: ")]
+    assert len(errors) == 1 and str(paths.PREDICTIONS_FILE) in errors[0], result.stderr
+    assert [report.read_text() for report in kept] == ["old\n"] * len(kept)
+    assert blocked.is_dir() and list((repo / "reports").rglob(".*")) == []
