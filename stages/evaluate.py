@@ -40,5 +40,6 @@ def main(args: argparse.Namespace) -> None:
         sheet = draw_mistakes(test["x_test"], actual, probabilities, mistakes)
         sheet.save(image_file, format="PNG")
 
+
 if __name__ == "__main__":
     cli.run(main, argparse.ArgumentParser(prog="evaluate", description=__doc__), skip_teardown=True)

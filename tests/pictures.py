@@ -1,5 +1,6 @@
-"""Pictures for `predict`'s tests and benchmark: digits of Pillow's font, MNIST digits rendered
-as the pictures people hand `predict`, and damaged files.
+"""Pictures for `predict`'s tests and benchmarks: digits of Pillow's font, MNIST digits rendered
+as the pictures people hand `predict`, damaged files, and hostile and the largest legal pictures
+(benchmarks/hostile_pictures.py).
 
 off_centre_drawing and paper_photo take a 28x28 uint8 MNIST digit (light on dark) and a random
 generator, and return a JPEG (quality 85) of it: dark ink on paper, at a size and place of the
@@ -92,3 +93,68 @@ def truncated_png(path: Path) -> Path:
     save(picture, path)
     path.write_bytes(path.read_bytes()[:200])  # header intact: Image.open alone succeeds
     return path
+
+
+def seven(size: tuple[int, int], height: int, at: tuple[int, int]) -> Image.Image:
+    """A dark 7, `height` px tall in Pillow's font, centred at `at` on white paper."""
+    picture = Image.new("L", size, 255)
+    font = ImageFont.load_default(size=height)
+    ImageDraw.Draw(picture).text(at, "7", fill=20, font=font, anchor="mm")
+    return picture
+
+
+def encoded(picture: Image.Image, format: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def wide_strip() -> bytes:
+    return encoded(seven((100_000, 40), 36, (30, 20)), "PNG", optimize=True)
+
+
+def tall_strip() -> bytes:
+    strip = seven((100_000, 40), 36, (30, 20)).transpose(Image.Transpose.ROTATE_90)
+    return encoded(strip, "PNG", optimize=True)
+
+
+def one_pixel_line() -> bytes:
+    line = Image.new("L", (4_000_000, 1), 255)
+    line.paste(0, (1000, 0, 1100, 1))
+    return encoded(line, "PNG", optimize=True)
+
+
+def elongated_strip() -> bytes:
+    return encoded(seven((8000, 400), 360, (300, 200)), "PNG", optimize=True)
+
+
+def colour_drawing() -> bytes:
+    return encoded(seven((2000, 2000), 1400, (900, 1050)).convert("RGB"), "PNG")
+
+
+def transparent_drawing() -> bytes:
+    """Black ink whose opacity is the drawing, on fully transparent paper."""
+    ink = Image.new("RGBA", (2000, 2000), (0, 0, 0, 0))
+    ink.putalpha(Image.eval(seven((2000, 2000), 1400, (1100, 950)), lambda value: 255 - value))
+    return encoded(ink, "PNG")
+
+
+def sixteen_bit_drawing() -> bytes:
+    values = np.asarray(seven((2000, 2000), 1400, (1000, 1000)), np.uint16) * 257
+    return encoded(Image.fromarray(values), "PNG")
+
+
+def photo(size: tuple[int, int], format: str = "JPEG", **options: object) -> bytes:
+    """A 7 on paper as a phone photographs it: light falling off to 60% across it, sensor noise."""
+    width, height = size
+    paper = np.asarray(seven(size, height * 2 // 3, (width * 2 // 5, height // 2)), np.float32)
+    paper = paper * np.linspace(1, 0.6, width, dtype=np.float32)
+    paper += np.random.default_rng(0).normal(0, 3, paper.shape).astype(np.float32)
+    picture = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).convert("RGB")
+    return encoded(picture, format, **options)
+
+
+def float_drawing() -> bytes:
+    """32-bit float pixels in [0, 1], as a scientific camera's TIFF holds them."""
+    values = np.asarray(seven((2000, 2000), 1400, (1000, 1000)), np.float32) / 255
+    return encoded(Image.fromarray(values), "TIFF", compression="tiff_adobe_deflate")

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pictures import one_pixel_line, seven, tall_strip, wide_strip
 from PIL import Image, ImageDraw
 
-from benchmarks.hostile_pictures import one_pixel_line, seven, tall_strip, wide_strip
 from mnist_pipeline import predict
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.imaging import MAX_ASPECT_RATIO, paper_brightness, read_digit
+from mnist_pipeline.inference import Reading
 
 REPO = Path(__file__).resolve().parent.parent
 # The one-pixel line first: it stopped `predict` at once (asking for 1.82 TiB), the others after
@@ -32,8 +33,8 @@ def model_path(tmp_path_factory):
     import keras
 
     model = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(10, "softmax")])
-    path = tmp_path_factory.mktemp("model") / "model.keras"
-    model.save(path)
+    path = tmp_path_factory.mktemp("model") / "model.tflite"
+    model.export(str(path), format="litert", verbose=False)
     return path
 
 
@@ -150,8 +151,8 @@ def test_any_failure_to_read_one_file_costs_only_its_reading(
         return read(file)
 
     monkeypatch.setattr(predict, "read_digit", fail_on_bad)
-    readings = predict.predict([bad, good], model_path)
-    assert readings[0].error.startswith(f"{bad}: ") and "\n" not in readings[0].error
-    assert type(failure).__name__ in readings[0].error
-    assert readings[1].error is None and readings[1].digit is not None
-    assert capsys.readouterr().err.splitlines() == [f"predict: error: {readings[0].error}"]
+    error, reading = predict.predict([bad, good], model_path)
+    assert error.startswith(f"{bad}: cannot read: {type(failure).__name__}: ")
+    assert "\n" not in error
+    assert isinstance(reading, Reading) and reading.digit in range(10)
+    assert capsys.readouterr().err.splitlines() == [f"predict: error: {error}"]
