@@ -58,7 +58,7 @@ def test_local_source_errors_name_the_problem(tmp_path):
     with pytest.raises(PipelineError, match="neither train-images-idx3-ubyte"):
         from_local(str(tmp_path))
     (tmp_path / "broken.npz").write_bytes(b"not a zip at all")
-    with pytest.raises(PipelineError, match="broken.npz: not a readable .npz"):
+    with pytest.raises(PipelineError, match=r"broken.npz: not a NumPy file \(expected a .npz"):
         from_local(str(tmp_path / "broken.npz"))
 
 
