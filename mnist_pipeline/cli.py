@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import NoReturn
 
 from mnist_pipeline import paths
@@ -30,12 +29,15 @@ def run(
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages too")
     args = parser.parse_args()
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # TensorFlow's Python INFO lines (a SavedModel's "Assets written to ...") only when asked for.
-    logging.getLogger("tensorflow").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    # Our own progress lines (the library's, and the command's when run as a script); the INFO
+    # lines of the libraries underneath (TensorFlow's "Assets written to", boto's "Found
+    # credentials") only with --verbose.
+    for ours in ("mnist_pipeline", "__main__"):
+        logging.getLogger(ours).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         status = main(args) or 0
     except (PipelineError, OSError) as error:
@@ -68,13 +70,15 @@ def exit_without_teardown(status: int) -> NoReturn:
     os._exit(status)
 
 
-def add_model_option(parser: argparse.ArgumentParser) -> None:
-    """--model, for every command that reads digits with a trained model."""
+def add_model_option(parser: argparse.ArgumentParser, repeatable: bool = False) -> None:
+    """--model, for every command that reads digits with a trained model (registry.resolve)."""
     parser.add_argument(
         "--model",
-        type=Path,
-        default=paths.SERVING_MODEL_FILE,
-        metavar="PATH",
-        help=f"trained model: its LiteRT export (default: {paths.SERVING_MODEL_FILE}) or a "
-        ".keras archive (slower to load: it imports TensorFlow)",
+        action="append" if repeatable else "store",
+        default=None if repeatable else str(paths.SERVING_MODEL_FILE),
+        metavar="MODEL",
+        help=f"a model file (default: {paths.SERVING_MODEL_FILE}, the LiteRT export; a .keras "
+        "archive loads slower, through TensorFlow), NAME@VERSION or NAME#STAGE of the model "
+        "registry, or a git revision or experiment name of this repository"
+        + ("; give it twice to compare two models" if repeatable else ""),
     )

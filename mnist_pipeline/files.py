@@ -96,6 +96,12 @@ def sha256_of_file(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def md5_of_file(path: Path) -> str:
+    """The hash DVC names a file by (dvc.lock, its cache and remotes)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "md5").hexdigest()
+
+
 def sha256_of_array(array: np.ndarray) -> str:
     """Hash of the array's raw bytes in C order: independent of the file format it came from."""
     return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()

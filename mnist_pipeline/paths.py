@@ -1,8 +1,13 @@
-"""Every file the pipeline reads or writes, relative to the repository root (where DVC runs)."""
+"""Every file the pipeline reads or writes, relative to the repository root (where DVC runs),
+and the per-user cache of downloads."""
 
+import os
 from pathlib import Path
 
+import platformdirs
+
 PARAMS_FILE = Path("params.yaml")
+DVC_LOCK_FILE = Path("dvc.lock")
 
 RAW_DIR = Path("data/raw")  # fetch: the original MNIST arrays, uint8
 PREPARED_DIR = Path("data/prepared")  # preprocess: normalized float32 pixels, one-hot labels
@@ -17,3 +22,10 @@ METRICS_FILE = REPORTS_DIR / "metrics.json"  # evaluate
 PREDICTIONS_FILE = REPORTS_DIR / "evaluate" / "predictions.csv"  # evaluate: confusion matrix
 PER_CLASS_FILE = REPORTS_DIR / "evaluate" / "per_class.csv"  # evaluate: precision, recall, F1
 MISREAD_IMAGE = REPORTS_DIR / "evaluate" / "misread.png"  # evaluate: most confident mistakes
+
+CACHE_ENV = "MNIST_PIPELINE_CACHE"  # overrides the per-user cache folder of downloads
+
+
+def user_cache_dir() -> Path:
+    """Where downloads are kept between runs: MNIST's sources, models fetched by reference."""
+    return Path(os.environ.get(CACHE_ENV) or platformdirs.user_cache_dir("mnist-pipeline"))

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_pipeline import cli
+from mnist_pipeline import cli, registry
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files import check_model_file
 from mnist_pipeline.imaging import read_digit
 from mnist_pipeline.inference import Reading, classify, load_classifier, top_two
+from mnist_pipeline.registry import ModelSource
 
 PROG = "predict"
 
@@ -69,16 +70,19 @@ def as_text(file: Path, reading: Reading) -> str:
     )
 
 
-def as_json(file: Path, outcome: Reading | str) -> dict[str, object]:
-    details = {"error": outcome} if isinstance(outcome, str) else outcome.as_dict()
-    return {"file": str(file), **details}
+def as_json(file: Path, outcome: Reading | str, source: ModelSource) -> dict[str, object]:
+    if isinstance(outcome, str):
+        return {"file": str(file), "error": outcome}
+    return {"file": str(file), **outcome.as_dict(), "model": source.as_dict()}
 
 
 def main(args: argparse.Namespace) -> int:
-    outcomes = list(zip(args.images, predict(args.images, args.model), strict=True))
+    source = registry.resolve(args.model, cli.MISSING_MODEL_HINT)
+    outcomes = list(zip(args.images, predict(args.images, source.file), strict=True))
     if args.json:
-        print(json.dumps([as_json(file, outcome) for file, outcome in outcomes], indent=2))
+        print(json.dumps([as_json(file, outcome, source) for file, outcome in outcomes], indent=2))
     else:
+        print(f"read with {source.label()}")
         for file, outcome in outcomes:
             if isinstance(outcome, Reading):
                 print(as_text(file, outcome))

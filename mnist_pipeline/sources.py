@@ -9,7 +9,6 @@ import gzip
 import hashlib
 import io
 import logging
-import os
 import pickle
 import shutil
 import subprocess
@@ -30,7 +29,6 @@ from mnist_pipeline.params import FetchParams
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "MNIST_PIPELINE_CACHE"  # overrides the per-user cache folder of downloads
 
 # The file keras.datasets.mnist.load_data() downloads.
 KERAS_BASE_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -53,10 +51,6 @@ IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 IDX_UBYTE = 0x08
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or pooch.os_cache("mnist-pipeline"))
 
 
 def fetch_mnist(params: FetchParams, cache_dir: Path) -> Arrays:

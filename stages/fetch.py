@@ -5,12 +5,12 @@ import argparse
 from mnist_pipeline import cli, paths
 from mnist_pipeline.files import save_arrays
 from mnist_pipeline.params import FetchParams, load_section
-from mnist_pipeline.sources import default_cache_dir, fetch_mnist
+from mnist_pipeline.sources import fetch_mnist
 
 
 def main(args: argparse.Namespace) -> None:
     params = load_section(FetchParams)
-    arrays = fetch_mnist(params, default_cache_dir())
+    arrays = fetch_mnist(params, paths.user_cache_dir())
     save_arrays(paths.RAW_DIR, arrays)
 
 

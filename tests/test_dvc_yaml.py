@@ -84,3 +84,11 @@ def test_reports_are_in_git_and_declared_as_metrics_and_plots():
         paths.MISREAD_IMAGE,
     ):
         assert str(path) in plotted
+
+
+def test_the_registered_model_is_the_served_file_the_train_stage_writes():
+    artifacts = yaml.safe_load((ROOT / "dvc.yaml").read_text())["artifacts"]
+    assert list(artifacts) == ["mnist-mlp"]
+    assert artifacts["mnist-mlp"]["type"] == "model"
+    assert artifacts["mnist-mlp"]["path"] == str(paths.SERVING_MODEL_FILE)
+    assert str(paths.SERVING_MODEL_FILE) in out_paths("train")

@@ -124,7 +124,8 @@ def test_predict_reads_the_good_picture_given_beside_hostile_ones(model_path, tm
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert [line.split(": ")[0] for line in result.stdout.splitlines()] == [str(good)]
+    _, *readings = result.stdout.splitlines()  # after the line naming the model
+    assert [line.split(": ")[0] for line in readings] == [str(good)]
     errors = [line for line in result.stderr.splitlines() if line.startswith("predict: ")]
     assert [line.split(": ")[2] for line in errors] == [str(path) for path in bad], errors
 

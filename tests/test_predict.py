@@ -4,6 +4,7 @@ The tests train a small model on digits rendered with Pillow's font, so they nee
 network; when the pipeline's own model and test set are present, they are tried too.
 """
 
+import hashlib
 import io
 import json
 import subprocess
@@ -24,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_default_model_is_the_pipelines():
     args = build_parser().parse_args(["digit.png"])
-    assert args.model == paths.SERVING_MODEL_FILE and not args.json
+    assert args.model == str(paths.SERVING_MODEL_FILE) and not args.json
 
 
 # --- the command, end to end -----------------------------------------------------------------
@@ -129,6 +130,13 @@ def test_presented_digits_get_the_same_prediction_as_the_originals(synthetic_mod
             "probability",
             "runner_up",
             "runner_up_probability",
+            "model",
+        }
+        assert reading["model"] == {
+            "reference": str(model_path),
+            "version": None,
+            "revision": None,
+            "md5": hashlib.md5(model_path.read_bytes()).hexdigest(),
         }
         assert reading["digit"] != reading["runner_up"]
         assert 1 >= reading["probability"] >= reading["runner_up_probability"] >= 0
@@ -172,7 +180,8 @@ def test_bad_inputs_are_reported_and_the_good_ones_still_read(synthetic_model, t
 
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    lines = result.stdout.splitlines()
+    header, *lines = result.stdout.splitlines()
+    assert header.startswith(f"read with {model_path} (md5 ")
     assert [line.split(": ")[0] for line in lines] == [str(good), str(tmp_path / "good.npy")]
     assert all(" runner-up " in line and line.endswith("%)") for line in lines), lines
     errors = error_lines(result.stderr)

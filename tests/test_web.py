@@ -281,7 +281,7 @@ def run_web(*args: object) -> subprocess.CompletedProcess:
 
 def test_by_default_it_serves_the_pipelines_model_on_loopback():
     args = build_parser().parse_args([])
-    assert (args.host, args.port, args.model) == ("127.0.0.1", 8000, paths.SERVING_MODEL_FILE)
+    assert (args.host, args.port, args.model) == ("127.0.0.1", 8000, str(paths.SERVING_MODEL_FILE))
 
 
 def test_no_trained_model_is_one_line_and_status_1(tmp_path):

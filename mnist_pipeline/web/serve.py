@@ -9,8 +9,7 @@ import logging
 
 import numpy as np
 
-from mnist_pipeline import cli
-from mnist_pipeline.files import check_model_file
+from mnist_pipeline import cli, registry
 from mnist_pipeline.imaging import FIELD_SIZE
 from mnist_pipeline.net import listen, port_number, url_of
 
@@ -23,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def main(args: argparse.Namespace) -> int:
     # The cheap checks first: a missing model or a taken port is told before TensorFlow loads.
-    check_model_file(args.model, hint=cli.MISSING_MODEL_HINT)
+    source = registry.resolve(args.model, cli.MISSING_MODEL_HINT)
     sock = listen(args.host, args.port)
 
     import uvicorn
@@ -31,13 +30,13 @@ def main(args: argparse.Namespace) -> int:
     from mnist_pipeline.inference import classify, load_classifier
     from mnist_pipeline.web.app import create_app
 
-    classifier = load_classifier(args.model)  # once, for every request
+    classifier = load_classifier(source.file)  # once, for every request
     # One classification up front, so the first drawing does not wait for the model's set-up.
     classify(classifier, [np.zeros((FIELD_SIZE, FIELD_SIZE), dtype=np.uint8)])
-    app = create_app(classifier, model_name=str(args.model))
+    app = create_app(classifier, model_name=source.label())
     # log_config=None: uvicorn's messages go through this command's logging setup (cli.run).
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, server_header=False))
-    log.info("serving %s for %s; Ctrl-C stops", url_of(sock), args.model)
+    log.info("serving %s for %s; Ctrl-C stops", url_of(sock), source.label())
     server.run(sockets=[sock])
     return 0
 

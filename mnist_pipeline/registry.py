@@ -1,0 +1,172 @@
+"""Models by reference, for every command that reads digits (`--model`).
+
+A reference is a model file, or one of this repository's models by name: `NAME@VERSION` or
+`NAME#STAGE` of the model registry (the `artifacts:` of dvc.yaml, versions and stages as GTO's
+git tags), or a git revision or experiment name (its `models/model.tflite`). A named model is
+found through DVC's API, fetched from the DVC cache or the remote, and kept in the user cache under
+its md5 in dvc.lock: the next start needs no network.
+"""
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from mnist_pipeline import paths
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.files import atomic_file, check_model_file, md5_of_file
+
+log = logging.getLogger(__name__)
+
+MODEL_SUFFIXES = (".tflite", ".keras")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Which model answers, and the local file that holds it."""
+
+    reference: str  # as given: a path, NAME@VERSION, NAME#STAGE, a revision or an experiment
+    file: Path
+    md5: str
+    version: str | None = None  # of the registry, for NAME@VERSION and NAME#STAGE
+    revision: str | None = None  # the git commit it was committed in; None for a file
+
+    def label(self) -> str:
+        """E.g. `mnist-mlp#prod (v1.0.0, revision 1a2b3c4, md5 26393acb)`."""
+        details = [
+            *([self.version] if self.version else []),
+            *([f"revision {self.revision[:7]}"] if self.revision else []),
+            f"md5 {self.md5[:8]}",
+        ]
+        return f"{self.reference} ({', '.join(details)})"
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "reference": self.reference,
+            "version": self.version,
+            "revision": self.revision,
+            "md5": self.md5,
+        }
+
+
+def resolve(reference: str, hint: str) -> ModelSource:
+    """The model `reference` names; a missing file gets `hint` (what makes one) in its message."""
+    file = Path(reference)
+    if file.is_file() or file.suffix in MODEL_SUFFIXES or "/" in reference:
+        check_model_file(file, hint)
+        return ModelSource(reference, file, md5_of_file(file))
+    name, _, version = reference.partition("@")
+    name, _, stage = name.partition("#")
+    if version or stage:
+        version, revision, path = registered(name, version or None, stage or None)
+    else:
+        version, revision, path = None, committed_revision(reference), paths.SERVING_MODEL_FILE
+    md5 = locked_md5(revision, path)
+    cached = paths.user_cache_dir() / "models" / f"{md5}{path.suffix}"
+    if cached.is_file():
+        log.debug("%s: %s from the user cache", reference, cached)
+    else:
+        download(reference, revision, path, md5, cached)
+    return ModelSource(reference, cached, md5, version, revision)
+
+
+def registered(name: str, version: str | None, stage: str | None) -> tuple[str, str, Path]:
+    """The version, git revision and file of a registered model, or one line listing what the
+    registry holds."""
+    import dvc.api
+    import gto.api
+    from dvc.exceptions import ArtifactNotFoundError
+
+    models = gto.api.show(".")
+    if name not in models:
+        raise PipelineError(f"{name}: no such model in the registry ({listing(models)})")
+    if stage:
+        stages = models[name]["stage"]
+        if stage not in stages or not stages[stage]:
+            known = ", ".join(sorted(s for s, v in stages.items() if v)) or "none"
+            raise PipelineError(f"{name}#{stage}: no version in stage {stage} (stages: {known})")
+        version = stages[stage]
+    try:
+        found = dvc.api.artifacts_show(name, version=version)
+    except ArtifactNotFoundError:
+        versions = ", ".join(entry["version"] for entry in gto.api.show(".", name))
+        raise PipelineError(f"{name}@{version}: no such version (versions: {versions})") from None
+    return version, found["rev"], Path(found["path"])
+
+
+def listing(models: dict[str, dict]) -> str:
+    return "registered: " + (", ".join(sorted(models)) or "none")
+
+
+def committed_revision(reference: str) -> str:
+    """The git commit a revision or experiment name of this repository names, or one line
+    listing what there is."""
+    import dvc.api
+    from dvc.repo import Repo
+    from dvc.scm import RevError, resolve_rev
+
+    try:
+        with Repo() as repo:
+            return resolve_rev(repo.scm, reference)
+    except RevError:
+        experiments = [
+            row["Experiment"] for row in dvc.api.exp_show() if row.get("Experiment") is not None
+        ]
+        raise PipelineError(
+            f"{reference}: not a model file, a registered model (NAME@VERSION or NAME#STAGE), "
+            f"a git revision or an experiment of this repository (branches: "
+            f"{', '.join(dvc.api.all_branches()) or 'none'}; experiments: "
+            f"{', '.join(experiments) or 'none'})"
+        ) from None
+
+
+def locked_md5(revision: str, path: Path) -> str:
+    """The md5 that dvc.lock records for `path` at `revision`."""
+    import dvc.api
+
+    lock = YAML(typ="safe").load(dvc.api.read(str(paths.DVC_LOCK_FILE), rev=revision))
+    for stage in lock.get("stages", {}).values():
+        for out in stage.get("outs", []):
+            if out["path"] == path.as_posix():
+                return out["md5"]
+    raise PipelineError(f"{path}: not an output in dvc.lock of revision {revision[:7]}")
+
+
+def download(reference: str, revision: str, path: Path, md5: str, cached: Path) -> None:
+    """Fetch `path` of `revision` into `cached` (its md5 checked) from the DVC cache or remote;
+    a download cut short leaves only a temporary that the next one removes."""
+    import dvc.api
+
+    log.info("%s: fetching %s of revision %s", reference, path, revision[:7])
+    with atomic_file(cached) as partial:
+        try:
+            with (
+                dvc.api.open(str(path), rev=revision, mode="rb") as source,
+                partial.open("wb") as target,
+            ):
+                shutil.copyfileobj(source, target)
+        # Whatever DVC, boto or the network raise: one line naming where it looked.
+        except Exception as error:
+            reason = " ".join(str(error).split()) or type(error).__name__
+            raise PipelineError(
+                f"{reference}: cannot fetch {path} of revision {revision[:7]} from "
+                f"{remote(revision)}: {reason}"
+            ) from None
+        if md5_of_file(partial) != md5:
+            raise PipelineError(f"{reference}: {path} fetched, but not the md5 {md5} of dvc.lock")
+
+
+def remote(revision: str) -> str:
+    """The DVC remote that `revision` names as its default: its URL and endpoint."""
+    from dvc.repo import Repo
+
+    with Repo.open(None, rev=revision) as repo:
+        config = repo.config
+    name = config["core"].get("remote")
+    if not name:
+        return "the DVC cache (no default remote is configured)"
+    settings = config["remote"].get(name, {})
+    endpoint = settings.get("endpointurl")
+    return f"remote {name} ({settings.get('url')}{f', endpoint {endpoint}' if endpoint else ''})"

@@ -1,0 +1,197 @@
+"""The model registry end to end: versions and stages as GTO's git tags on a bare `origin`, models
+fetched by reference from the S3 remote (moto's server on 127.0.0.1) into the user cache, and read
+again from there with the server stopped.
+
+Clone A (tests/remote.py) registers its model as mnist-mlp v1.0.0, promotes it to prod, runs the
+experiment `wider` and pushes all of it; the tests read them from fresh clones of origin.
+"""
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from project import BIN, DVC, copy_project, output, run
+from remote import TIMEOUT, aws_env, clone, lock_outputs, md5
+
+from mnist_pipeline import registry
+from mnist_pipeline.errors import PipelineError
+
+pytestmark = pytest.mark.e2e
+
+GTO = str(BIN / "gto")
+SERVED = "models/model.tflite"
+
+
+@dataclass(frozen=True)
+class Registry:
+    origin: Path
+    md5: str  # of v1.0.0, the prod model
+    experiment_md5: str  # of experiment `wider`
+    predicted: list[int]  # A's predictions of the tiny test set (reports/evaluate/predictions.csv)
+
+
+@pytest.fixture(scope="module")
+def registry_origin(s3, shared, tmp_path_factory) -> Registry:
+    a = copy_project(shared.a, tmp_path_factory.mktemp("registry") / "a")
+    run(a, GTO, "register", "mnist-mlp", "--version", "v1.0.0")
+    run(a, GTO, "assign", "mnist-mlp", "--version", "v1.0.0", "--stage", "prod")
+    run(a, "git", "push", "-q", "origin", "--tags")
+    served = lock_outputs(a)[SERVED]
+    lines = (a / "reports/evaluate/predictions.csv").read_text().splitlines()[1:]
+    predicted = [int(line.split(",")[1]) for line in lines]
+    run(a, DVC, "exp", "run", "-n", "wider", "-S", "model.hidden_units=[32]", timeout=TIMEOUT)
+    run(a, DVC, "exp", "push", "origin", "wider", env=aws_env(s3), timeout=TIMEOUT)
+    return Registry(shared.origin, served, lock_outputs(a)[SERVED], predicted)
+
+
+@pytest.fixture
+def digits(tmp_path, tiny_mnist) -> list[Path]:
+    """The first three digits of the tiny test set, as .npy files."""
+    files = []
+    for index, digit in enumerate(tiny_mnist["x_test"][:3]):
+        files.append(tmp_path / f"digit-{index}.npy")
+        np.save(files[-1], digit)
+    return files
+
+
+def predict(repo: Path, reference: str, files: list[Path], env: dict[str, str], check=True):
+    """`predict --json --model REFERENCE` in `repo`, its own code and DVC project."""
+    command = [sys.executable, "-m", "mnist_pipeline.predict", "--json", "--model", reference]
+    return run(repo, *command, *map(str, files), env=env, check=check, timeout=TIMEOUT)
+
+
+def cache_env(s3, folder: Path) -> dict[str, str]:
+    return {**aws_env(s3), "MNIST_PIPELINE_CACHE": str(folder)}
+
+
+def test_the_model_is_got_by_version_and_by_stage_from_another_folder(
+    s3, registry_origin, tmp_path
+):
+    for option in (["--rev", "v1.0.0"], ["--stage", "prod"]):
+        out = tmp_path / f"{option[1]}.tflite"
+        command = [DVC, "artifacts", "get", str(registry_origin.origin), "mnist-mlp", *option]
+        run(tmp_path, *command, "-o", str(out), env=aws_env(s3), timeout=TIMEOUT)
+        assert md5(out) == registry_origin.md5
+
+
+def test_gto_shows_the_version_and_its_stage(registry_origin, tmp_path):
+    b = clone(registry_origin.origin, tmp_path / "b")
+    shown = json.loads(output(b, GTO, "show", "--json"))
+    assert shown["mnist-mlp"]["version"] == "v1.0.0"
+    assert shown["mnist-mlp"]["stage"] == {"prod": "v1.0.0"}
+
+
+def test_predict_by_stage_fetches_once_then_reads_offline_from_the_cache(
+    s3, registry_origin, digits, tmp_path
+):
+    b = clone(registry_origin.origin, tmp_path / "b")  # no `dvc pull`: nothing in its cache
+    env = cache_env(s3, tmp_path / "cache")
+    first = json.loads(predict(b, "mnist-mlp#prod", digits, env).stdout)
+    assert [reading["digit"] for reading in first] == registry_origin.predicted[:3]
+    assert first[0]["model"] == {
+        "reference": "mnist-mlp#prod",
+        "version": "v1.0.0",
+        "revision": run(b, "git", "rev-parse", "mnist-mlp@v1.0.0^{}").stdout.strip(),
+        "md5": registry_origin.md5,
+    }
+    assert md5(tmp_path / "cache/models" / f"{registry_origin.md5}.tflite") == registry_origin.md5
+
+    s3.stop()
+    try:
+        again = predict(b, "mnist-mlp#prod", digits, env)
+    finally:
+        s3.start()
+    assert json.loads(again.stdout) == first
+
+
+def test_predict_by_version_and_by_experiment_name(s3, registry_origin, digits, tmp_path):
+    b = clone(registry_origin.origin, tmp_path / "b")
+    env = cache_env(s3, tmp_path / "cache")
+    by_version = json.loads(predict(b, "mnist-mlp@v1.0.0", digits, env).stdout)
+    assert by_version[0]["model"]["md5"] == registry_origin.md5
+    run(b, DVC, "exp", "pull", "origin", "wider", env=aws_env(s3), timeout=TIMEOUT)
+    by_experiment = json.loads(predict(b, "wider", digits, env).stdout)
+    assert by_experiment[0]["model"]["md5"] == registry_origin.experiment_md5
+    assert by_experiment[0]["model"]["version"] is None
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        ("mnist-mlp@v9.9.9", "mnist-mlp@v9.9.9: no such version (versions: v1.0.0)"),
+        ("mnist-mlp#staging", "mnist-mlp#staging: no version in stage staging (stages: prod)"),
+        ("mnist-cnn#prod", "mnist-cnn: no such model in the registry (registered: mnist-mlp)"),
+        (
+            "no-such-revision",
+            "no-such-revision: not a model file, a registered model (NAME@VERSION or "
+            "NAME#STAGE), a git revision or an experiment of this repository (branches: main; "
+            "experiments: none)",
+        ),
+        (
+            "models/none.tflite",
+            "models/none.tflite: no trained model (looked in {b}/models); run `dvc repro` in the "
+            "project first, or name the model with --model PATH",
+        ),
+    ],
+)
+def test_an_unknown_reference_is_one_line_listing_what_exists(
+    registry_origin, digits, tmp_path, reference, message
+):
+    b = clone(registry_origin.origin, tmp_path / "b")
+    result = predict(b, reference, digits, {"MNIST_PIPELINE_CACHE": str(tmp_path)}, check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [f"predict: error: {message.format(b=b)}"]
+
+
+@pytest.mark.parametrize("fault", ["server down", "wrong key"])
+def test_an_unreachable_remote_is_one_line_naming_the_endpoint(
+    s3, registry_origin, digits, tmp_path, fault
+):
+    b = clone(registry_origin.origin, tmp_path / "b")
+    env = cache_env(s3, tmp_path / "cache")
+    if fault == "wrong key":
+        env["AWS_SECRET_ACCESS_KEY"] = "not-the-secret-key"
+    else:
+        s3.stop()
+    try:
+        result = predict(b, "mnist-mlp#prod", digits, env, check=False)
+    finally:
+        if fault == "server down":
+            s3.start()
+    assert result.returncode == 1 and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("predict: ")]
+    assert line.startswith(f"predict: error: mnist-mlp#prod: cannot fetch {SERVED} of revision ")
+    assert f"endpoint {s3.endpoint_url})" in line
+    assert list((tmp_path / "cache/models").iterdir()) == []  # nothing half-written
+
+
+def test_a_download_cut_short_leaves_nothing_and_the_next_one_completes(
+    s3, registry_origin, tmp_path, monkeypatch
+):
+    b = clone(registry_origin.origin, tmp_path / "b")
+    monkeypatch.chdir(b)
+    for name, value in cache_env(s3, tmp_path / "cache").items():
+        monkeypatch.setenv(name, value)
+    models = tmp_path / "cache/models"
+    models.mkdir(parents=True)
+    killed = models / f".{registry_origin.md5}.tflite.tmp-killed.tflite"
+    killed.write_bytes(b"TFL3 the first half of a model")  # what a killed download leaves,
+    # removed by the next download of the same model
+
+    def cut_short(source, target):
+        target.write(source.read(1000))
+        raise ConnectionResetError("connection reset by peer")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(registry.shutil, "copyfileobj", cut_short)
+        with pytest.raises(PipelineError, match="connection reset by peer"):
+            registry.resolve("mnist-mlp#prod", hint="")
+    assert list(models.iterdir()) == []  # neither its own partial file nor the one before
+
+    source = registry.resolve("mnist-mlp#prod", hint="")
+    assert list(models.iterdir()) == [source.file]
+    assert md5(source.file) == registry_origin.md5 == source.md5
