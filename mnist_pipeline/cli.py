@@ -70,6 +70,21 @@ def exit_without_teardown(status: int) -> NoReturn:
     os._exit(status)
 
 
+def integer_in(low: int, high: int, what: str = "an integer") -> Callable[[str], int]:
+    """argparse type: an integer from `low` to `high`; `what` names it in the error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what} {low}-{high}, got {text!r}")
+        return value
+
+    return parse
+
+
 def add_model_option(parser: argparse.ArgumentParser, repeatable: bool = False) -> None:
     """--model, for every command that reads digits with a trained model (registry.resolve)."""
     parser.add_argument(

@@ -1,21 +1,13 @@
 """A TCP port on this machine to serve on: the one helper both servers (web page, S3) use."""
 
-import argparse
 import os
 import socket
 
+from mnist_pipeline.cli import integer_in
 from mnist_pipeline.errors import PipelineError
 
-
-def port_number(text: str) -> int:
-    """argparse type: a TCP port, 0-65535 (0: any free one)."""
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
-    return port
+# argparse type: a TCP port (0: any free one).
+port_number = integer_in(0, 65535, "a port number")
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -78,7 +78,9 @@ def as_json(file: Path, outcome: Reading | str, source: ModelSource) -> dict[str
 
 def main(args: argparse.Namespace) -> int:
     source = registry.resolve(args.model, cli.MISSING_MODEL_HINT)
-    outcomes = list(zip(args.images, predict(args.images, source.file), strict=True))
+    outcomes = list(
+        zip(args.images, predict(args.images, registry.local_file(source)), strict=True)
+    )
     if args.json:
         print(json.dumps([as_json(file, outcome, source) for file, outcome in outcomes], indent=2))
     else:

@@ -25,10 +25,10 @@ MODEL_SUFFIXES = (".tflite", ".keras")
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Which model answers, and the local file that holds it."""
+    """Which model answers: a file of the workspace, or an output of a git revision."""
 
     reference: str  # as given: a path, NAME@VERSION, NAME#STAGE, a revision or an experiment
-    file: Path
+    path: Path  # the file, in the workspace or (with a revision) as committed in that revision
     md5: str
     version: str | None = None  # of the registry, for NAME@VERSION and NAME#STAGE
     revision: str | None = None  # the git commit it was committed in; None for a file
@@ -63,13 +63,20 @@ def resolve(reference: str, hint: str) -> ModelSource:
         version, revision, path = registered(name, version or None, stage or None)
     else:
         version, revision, path = None, committed_revision(reference), paths.SERVING_MODEL_FILE
-    md5 = locked_md5(revision, path)
-    cached = paths.user_cache_dir() / "models" / f"{md5}{path.suffix}"
+    return ModelSource(reference, path, locked_md5(revision, path), version, revision)
+
+
+def local_file(source: ModelSource) -> Path:
+    """A file of this machine holding the model: the workspace's, or the revision's output kept
+    in the user cache (fetched the first time)."""
+    if source.revision is None:
+        return source.path
+    cached = paths.user_cache_dir() / "models" / f"{source.md5}{source.path.suffix}"
     if cached.is_file():
-        log.debug("%s: %s from the user cache", reference, cached)
+        log.debug("%s: %s from the user cache", source.reference, cached)
     else:
-        download(reference, revision, path, md5, cached)
-    return ModelSource(reference, cached, md5, version, revision)
+        download(source, cached)
+    return cached
 
 
 def registered(name: str, version: str | None, stage: str | None) -> tuple[str, str, Path]:
@@ -134,28 +141,28 @@ def locked_md5(revision: str, path: Path) -> str:
     raise PipelineError(f"{path}: not an output in dvc.lock of revision {revision[:7]}")
 
 
-def download(reference: str, revision: str, path: Path, md5: str, cached: Path) -> None:
-    """Fetch `path` of `revision` into `cached` (its md5 checked) from the DVC cache or remote;
-    a download cut short leaves only a temporary that the next one removes."""
+def download(source: ModelSource, cached: Path) -> None:
+    """Fetch `source`'s file of its revision into `cached` (its md5 checked) from the DVC cache
+    or remote; a download cut short leaves only a temporary that the next one removes."""
     import dvc.api
 
-    log.info("%s: fetching %s of revision %s", reference, path, revision[:7])
+    where = f"{source.path} of revision {source.revision[:7]}"
+    log.info("%s: fetching %s", source.reference, where)
     with atomic_file(cached) as partial:
         try:
             with (
-                dvc.api.open(str(path), rev=revision, mode="rb") as source,
+                dvc.api.open(str(source.path), rev=source.revision, mode="rb") as remote_file,
                 partial.open("wb") as target,
             ):
-                shutil.copyfileobj(source, target)
+                shutil.copyfileobj(remote_file, target)
         # Whatever DVC, boto or the network raise: one line naming where it looked.
         except Exception as error:
             reason = " ".join(str(error).split()) or type(error).__name__
             raise PipelineError(
-                f"{reference}: cannot fetch {path} of revision {revision[:7]} from "
-                f"{remote(revision)}: {reason}"
+                f"{source.reference}: cannot fetch {where} from {remote(source.revision)}: {reason}"
             ) from None
-        if md5_of_file(partial) != md5:
-            raise PipelineError(f"{reference}: {path} fetched, but not the md5 {md5} of dvc.lock")
+        if md5_of_file(partial) != source.md5:
+            raise PipelineError(f"{source.reference}: fetched {where}, but not the md5 of dvc.lock")
 
 
 def remote(revision: str) -> str:

@@ -186,12 +186,13 @@ def test_a_download_cut_short_leaves_nothing_and_the_next_one_completes(
         target.write(source.read(1000))
         raise ConnectionResetError("connection reset by peer")
 
+    source = registry.resolve("mnist-mlp#prod", hint="")
     with monkeypatch.context() as patched:
         patched.setattr(registry.shutil, "copyfileobj", cut_short)
         with pytest.raises(PipelineError, match="connection reset by peer"):
-            registry.resolve("mnist-mlp#prod", hint="")
+            registry.local_file(source)
     assert list(models.iterdir()) == []  # neither its own partial file nor the one before
 
-    source = registry.resolve("mnist-mlp#prod", hint="")
-    assert list(models.iterdir()) == [source.file]
-    assert md5(source.file) == registry_origin.md5 == source.md5
+    cached = registry.local_file(source)
+    assert list(models.iterdir()) == [cached]
+    assert md5(cached) == registry_origin.md5 == source.md5

@@ -30,7 +30,7 @@ def main(args: argparse.Namespace) -> int:
     from mnist_pipeline.inference import classify, load_classifier
     from mnist_pipeline.web.app import create_app
 
-    classifier = load_classifier(source.file)  # once, for every request
+    classifier = load_classifier(registry.local_file(source))  # once, for every request
     # One classification up front, so the first drawing does not wait for the model's set-up.
     classify(classifier, [np.zeros((FIELD_SIZE, FIELD_SIZE), dtype=np.uint8)])
     app = create_app(classifier, model_name=source.label())

@@ -1,0 +1,98 @@
+"""`mnist-compare`: two models digit by digit, from committed predictions or by running them."""
+
+import argparse
+import re
+import shutil
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from project import DVC, run
+
+from mnist_pipeline.compare import agreement, build_parser, draw_changes
+
+
+def test_agreement_puts_each_digit_in_exactly_one_count():
+    actual = np.array([0, 1, 2, 3, 4])
+    first = np.array([0, 1, 9, 9, 4])
+    second = np.array([0, 9, 2, 9, 4])
+    counts = agreement(actual, first, second)
+    assert (counts.both_right, counts.only_first, counts.only_second, counts.both_wrong) == (
+        2,
+        1,
+        1,
+        1,
+    )
+
+
+def test_the_digits_read_differently_are_drawn_with_both_answers(tiny_mnist):
+    pixels = tiny_mnist["x_test"].reshape(-1, 784).astype(np.float32) / 255
+    actual = tiny_mnist["y_test"]
+    second = actual.copy()
+    second[[3, 7, 8]] = (actual[[3, 7, 8]] + 1) % 10
+    changed, sheet = draw_changes(pixels, actual, actual, second, count=2)
+    assert changed.tolist() == [3, 7]  # test-set order, up to the count
+    assert sheet.size == (2 * (112 + 4), 112 + 20 + 4)  # two 4x-zoomed digits with captions
+    nothing, empty = draw_changes(pixels, actual, actual, actual, count=100)
+    assert nothing.size == 0 and empty.size == (116, 136)
+
+
+@pytest.mark.parametrize(("count", "valid"), [("0", True), ("10000", True), ("-1", False),
+                                              ("10001", False), ("many", False)])  # fmt: skip
+def test_the_count_drawn_is_bounded(count, valid):
+    parse = build_parser().parse_args
+    if valid:
+        assert parse(["a", "b", "--count", count]).count == int(count)
+    else:
+        with pytest.raises(SystemExit):
+            parse(["a", "b", "--count", count])
+    with pytest.raises(SystemExit):  # two models, no more and no fewer
+        parse(["a"])
+    assert isinstance(parse(["a", "b"]), argparse.Namespace)
+
+
+COUNT_LINE = re.compile(r"^\s+(both right|both wrong|A right only|B right only)\s+(\d+)$")
+
+
+def counts_printed(stdout: str) -> dict[str, int]:
+    return {
+        match[1]: int(match[2]) for line in stdout.splitlines() if (match := COUNT_LINE.match(line))
+    }
+
+
+def recount(first: pd.DataFrame, second: pd.DataFrame) -> dict[str, int]:
+    counts = agreement(first["actual"].to_numpy(), first["predicted"], second["predicted"])
+    return {
+        "both right": counts.both_right,
+        "both wrong": counts.both_wrong,
+        "A right only": counts.only_first,
+        "B right only": counts.only_second,
+    }
+
+
+@pytest.mark.e2e
+def test_two_experiments_compared_from_their_committed_predictions(reproduced_project, tmp_path):
+    repo = reproduced_project
+    tables = {}
+    for name, units in (("narrow", "[4]"), ("wide", "[64]")):
+        run(repo, DVC, "exp", "run", "-n", name, "-S", f"model.hidden_units={units}")
+        shutil.copy(repo / "reports/evaluate/predictions.csv", tmp_path / f"{name}.csv")
+        tables[name] = pd.read_csv(tmp_path / f"{name}.csv")
+    command = [sys.executable, "-m", "mnist_pipeline.compare"]
+
+    by_name = run(repo, *command, "narrow", "wide", "--out", str(tmp_path / "changed.png"))
+    counts = counts_printed(by_name.stdout)
+    assert counts == recount(tables["narrow"], tables["wide"])
+    assert sum(counts.values()) == len(tables["narrow"]) == 100
+    assert "its committed reports/evaluate/predictions.csv" in by_name.stderr
+    differently = int((tables["narrow"]["predicted"] != tables["wide"]["predicted"]).sum())
+    assert f"{differently} read differently" in by_name.stdout
+    assert differently > 0 and Image.open(tmp_path / "changed.png").format == "PNG"
+
+    # The workspace's model file (wide's, the last experiment run) has no committed table: it
+    # is run on the test set, and reads as its committed predictions say.
+    by_file = run(repo, *command, "narrow", "models/model.tflite", "--out", str(tmp_path / "f.png"))
+    assert counts_printed(by_file.stdout) == counts
+    assert "reading the 100 test digits" in by_file.stderr
