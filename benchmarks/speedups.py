@@ -10,15 +10,10 @@ Usage: `python -m benchmarks.speedups [--runs 5]`.
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
 
-from benchmarks.train_speed import cpu_name
-
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.train_speed import ROOT, cpu_name, measure
 
 # Each device and how a run goes without it.
 DEVICES = {
@@ -61,22 +56,6 @@ cli.run(stage.main, argparse.ArgumentParser(), skip_teardown=off != "teardown sk
 """
 
 
-def measure(device: str, out: Path) -> tuple[float, float]:
-    """Wall seconds and peak resident MiB of one train stage process with `device` off."""
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-c", RUN, device, str(out)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"speedups: the run with {device!r} off failed:\n{process.stderr.read().decode()}")
-    return seconds, usage.ru_maxrss / 1024
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of each (default 5)")
@@ -88,7 +67,7 @@ def main() -> None:
         for run in range(args.runs):
             order = list(DEVICES)[run % len(DEVICES) :] + list(DEVICES)[: run % len(DEVICES)]
             for device in order:
-                results[device].append(measure(device, Path(out)))
+                results[device].append(measure([sys.executable, "-c", RUN, device, out]))
                 seconds, peak = results[device][-1]
                 print(f"run {run + 1}  {device:<24} {seconds:6.2f} s  {peak:6.0f} MiB", flush=True)
 

@@ -1,8 +1,10 @@
-"""Benchmark: the tutorial's plain Keras program against our train stage run through DVC.
+"""Benchmark: the tutorial's plain Keras program against our train stage run through DVC, and
+against train then evaluate, what `dvc repro` reruns after a train param is edited.
 
-Runs both, alternating, several times on the same data (data/raw and data/prepared, made by
-`dvc repro`), and prints the median wall time and peak memory of each whole process, their
-ratio, and the machine. Usage: `make bench` or `python benchmarks/train_speed.py --runs 5`.
+Runs each, in rotating order, several times on the same data (data/raw and data/prepared, made
+by `dvc repro`), and prints the median wall time and peak memory of each whole process, their
+ratios to the tutorial's, and the machine.
+Usage: `make bench` or `python benchmarks/train_speed.py --runs 5`.
 """
 
 import argparse
@@ -21,6 +23,8 @@ BIN = Path(sys.executable).parent
 PROGRAMS = {
     "tutorial": [sys.executable, "benchmarks/tutorial_mnist.py"],
     "train stage": [str(BIN / "dvc"), "repro", "--force", "--single-item", "train"],
+    # What editing a train param reruns: train, then evaluate.
+    "train+evaluate": [str(BIN / "dvc"), "repro", "--force", "--downstream", "train"],
 }
 
 
@@ -43,6 +47,14 @@ def measure(command: list[str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 
+def machine() -> str:
+    """The line that says where a benchmark ran."""
+    return (
+        f"machine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"Keras {version('keras')}"
+    )
+
+
 def cpu_name() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -59,26 +71,26 @@ def main() -> None:
 
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in PROGRAMS}
     for run in range(1, args.runs + 1):
-        # Alternate which goes first, so neither always runs on a machine the other warmed.
-        for name in sorted(PROGRAMS, reverse=run % 2 == 0):
-            command = PROGRAMS[name]
-            seconds, peak = measure(command)
+        # Rotate which goes first, so none always runs on a machine another warmed.
+        names = list(PROGRAMS)
+        for name in names[run % len(names) :] + names[: run % len(names)]:
+            seconds, peak = measure(PROGRAMS[name])
             results[name].append((seconds, peak))
-            print(f"run {run}  {name:<12} {seconds:6.2f} s  {peak:7.0f} MiB", flush=True)
+            print(f"run {run}  {name:<14} {seconds:6.2f} s  {peak:7.0f} MiB", flush=True)
 
-    print(
-        f"\nmachine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"Keras {version('keras')}"
-    )
+    print(f"\n{machine()}")
     medians = {
         name: (statistics.median(s for s, _ in runs), statistics.median(m for _, m in runs))
         for name, runs in results.items()
     }
     print(f"median of {args.runs} runs:")
     for name, (seconds, peak) in medians.items():
-        print(f"  {name:<12} {seconds:6.2f} s  {peak:7.0f} MiB")
-    (base_s, base_mib), (ours_s, ours_mib) = medians["tutorial"], medians["train stage"]
-    print(f"train stage / tutorial: time {ours_s / base_s:.2f}x, memory {ours_mib / base_mib:.2f}x")
+        print(f"  {name:<14} {seconds:6.2f} s  {peak:7.0f} MiB")
+    base_seconds, base_mib = medians["tutorial"]
+    for name in ("train stage", "train+evaluate"):
+        seconds, mib = medians[name]
+        print(f"{name} / tutorial: time {seconds / base_seconds:.2f}x, "
+              f"memory {mib / base_mib:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":
