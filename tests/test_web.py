@@ -7,12 +7,16 @@ comparison with `predict --json` uses the real model and MNIST where `make pipel
 
 import io
 import json
+import os
+import platform
 import re
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +27,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from mnist_pipeline import paths
 from mnist_pipeline.imaging import read_digit
 from mnist_pipeline.inference import classify, load_classifier
+from mnist_pipeline.web import app as web_app
 from mnist_pipeline.web.app import Limits, create_app
 from mnist_pipeline.web.serve import build_parser
 
@@ -189,6 +194,36 @@ def test_the_server_keeps_reading_after_bad_input(glyph_model):
     assert response.status_code == 200 and response.json()["digit"] == 3
 
 
+def test_a_burst_of_pictures_is_read_at_most_limits_decoders_at_a_time(glyph_model, monkeypatch):
+    limits = Limits(decoders=2)
+    reading = most = 0
+    lock = threading.Lock()
+    too_many = threading.Event()
+
+    def watched_read_digit(*args, **kwargs):
+        nonlocal reading, most
+        with lock:
+            reading += 1
+            most = max(most, reading)
+            if reading > limits.decoders:
+                too_many.set()
+        too_many.wait(timeout=0.2)  # time for the other requests to come in, were they let in
+        with lock:
+            reading -= 1
+        return read_digit(*args, **kwargs)
+
+    monkeypatch.setattr(web_app, "read_digit", watched_read_digit)
+    app = create_app(glyph_model, "glyphs", limits)
+    with TestClient(app) as c, ThreadPoolExecutor(6) as clients:
+        responses = list(clients.map(lambda _: post_image(c, A_ONE), range(6)))
+    assert [response.status_code for response in responses] == [200] * 6
+    assert most <= limits.decoders
+
+
+def test_at_most_as_many_pictures_are_read_at_once_as_there_are_cpus_by_default():
+    assert Limits().decoders == os.cpu_count()
+
+
 def test_a_failure_inside_the_server_is_a_json_500_too(caplog):
     broken_model = object()  # not callable: classify fails as a bug would
     with TestClient(create_app(broken_model, "broken", LIMITS), raise_server_exceptions=False) as c:
@@ -310,3 +345,26 @@ def test_a_port_out_of_range_is_refused_by_the_parser(capsys):
         build_parser().parse_args(["--port", "70000"])
     assert exit_.value.code == 2
     assert "expected a port number 0-65535, got '70000'" in capsys.readouterr().err
+
+
+# In a process of its own: it changes how that whole process allocates memory.
+FREE_LARGE_BLOCKS = """
+import numpy as np, psutil
+from mnist_pipeline.web.serve import hand_back_large_buffers
+hand_back_large_buffers()
+before = psutil.Process().memory_info().rss
+for _ in range(3):
+    pixels = np.ones((2000, 2000), np.float32)  # 16 MB, as a 2000x2000 picture's pixels
+    del pixels
+print(psutil.Process().memory_info().rss - before)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a setting of glibc's malloc")
+def test_the_server_gives_large_freed_blocks_back_to_the_system():
+    # By default glibc keeps the second and later 16 MB blocks once freed.
+    result = subprocess.run(
+        [sys.executable, "-c", FREE_LARGE_BLOCKS], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) < 2**20

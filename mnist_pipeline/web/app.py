@@ -7,16 +7,17 @@ GET /api/health says the server is up. Every error is JSON, `{"error": "<one lin
 
 import io
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -42,10 +43,17 @@ SECURITY_HEADERS = {
 
 @dataclass(frozen=True)
 class Limits:
-    """The largest upload accepted; the page's canvas PNG is some 10 KB of 280x280 pixels."""
+    """The largest upload accepted (the page's canvas PNG is some 10 KB of 280x280 pixels), and
+    how many uploads are decoded and classified at once; the others wait their turn.
+
+    Decoding is CPU work (Pillow lets go of the GIL for it): more pictures at once than CPUs
+    read none faster, while each holds its decoded pixels, some 25 MB for 2000x2000; 16 clients
+    sending those took the server past 790 MiB when each had a thread to itself.
+    """
 
     max_bytes: int = 2_000_000
     max_pixels: int = 4_000_000
+    decoders: int = os.cpu_count() or 1
 
 
 def check_pixels(body: bytes, max_pixels: int) -> None:
@@ -67,6 +75,7 @@ def create_app(classifier: Classifier, model_name: str, limits: Limits = Limits(
     """The application around an already loaded classifier (inference.load_classifier)."""
     # No generated docs or schema: nothing but the page's own files and its API is served.
     app = FastAPI(title="MNIST digit reader", docs_url=None, redoc_url=None, openapi_url=None)
+    decoders = anyio.CapacityLimiter(limits.decoders)
     # A model is not promised to be safe to call from several threads at once
     # (tensorflow/tensorflow#61298): requests are read in parallel, classified one at a time.
     model_lock = threading.Lock()
@@ -125,7 +134,8 @@ def create_app(classifier: Classifier, model_name: str, limits: Limits = Limits(
                 raise HTTPException(413, f"image too large: over {limits.max_bytes:,} bytes")
         if not body:
             raise HTTPException(400, "empty request: send the drawing as a PNG image")
-        return await run_in_threadpool(read_upload, bytes(body))
+        # A burst waits here, holding at most its bodies, for one of `decoders` threads.
+        return await anyio.to_thread.run_sync(read_upload, bytes(body), limiter=decoders)
 
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")
     return app
