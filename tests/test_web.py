@@ -3,6 +3,7 @@
 The API tests use a classifier built without training whose weights are the ten digits of
 Pillow's font (it reads those right), so they need neither data nor the pipeline's model; the
 comparison with `predict --json` uses the real model and MNIST where `make pipeline` made them.
+Clients that leave mid-upload are sent to the real command (launch.serving), for that classifier.
 """
 
 import io
@@ -15,9 +16,12 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import urlopen
 
 import numpy as np
 import pytest
@@ -29,6 +33,7 @@ from mnist_pipeline.imaging import read_digit
 from mnist_pipeline.inference import classify, load_classifier
 from mnist_pipeline.web import app as web_app
 from mnist_pipeline.web.app import Limits, create_app
+from mnist_pipeline.web.launch import serving
 from mnist_pipeline.web.serve import build_parser
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,9 +66,9 @@ def png_claiming(width: int, height: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def glyph_model(tmp_path_factory):
+def glyph_model_file(tmp_path_factory):
     """Dense(10, softmax) whose weights are the ten font digits as read_digit prepares them,
-    exported to LiteRT and read as the server reads its model (inference.load_classifier).
+    exported to LiteRT, as the train stage exports the pipeline's model.
 
     Each output is the cosine of the input with one digit's picture, blurred so that a pixel's
     shift does not matter (times 20, for a clear softmax): the font's digits, drawn at another
@@ -84,7 +89,13 @@ def glyph_model(tmp_path_factory):
     model.set_weights([20 * weights.T, np.zeros(10, np.float32)])
     path = tmp_path_factory.mktemp("glyphs") / "glyphs.tflite"
     model.export(str(path), format="litert", verbose=False)
-    return load_classifier(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def glyph_model(glyph_model_file):
+    """The glyph classifier, read as the server reads its model (inference.load_classifier)."""
+    return load_classifier(glyph_model_file)
 
 
 @pytest.fixture(scope="module")
@@ -304,6 +315,63 @@ def test_real_mnist_digits_get_the_same_answer_as_predict(tmp_path):
             key: reading[key] for key in READING_FIELDS
         }
     assert [answer["digit"] for answer in answers] == labels.tolist()
+
+
+# --- the real server: clients that leave mid-upload ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_server(glyph_model_file):
+    with serving(glyph_model_file) as running:
+        yield running
+
+
+def new_lines(server, start: int, until: str) -> list[str]:
+    """The server's log lines from line `start` on, once one of them contains `until`."""
+    deadline = time.monotonic() + 60
+    while not any(until in line for line in server.log[start:]):
+        assert time.monotonic() < deadline, f"no {until!r} in the server's log:\n" + "\n".join(
+            server.log[start:]
+        )
+        time.sleep(0.05)
+    return server.log[start:]
+
+
+def leave_mid_upload(server, request: bytes) -> list[str]:
+    """Send `request` on a raw connection and close it unanswered: what the server logged."""
+    start = len(server.log)
+    address = urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port)) as connection:
+        connection.sendall(request)
+    new_lines(server, start, until="/api/predict")
+    # Whatever that request logs comes before this one's answer: the server is not stuck on it.
+    with urlopen(f"{server.url}api/health", timeout=60) as health:
+        assert health.status == 200
+    return new_lines(server, start, until="GET /api/health")
+
+
+HEADERS = b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+
+
+def test_a_client_gone_mid_upload_is_one_warning_line(real_server):
+    request = HEADERS + b"Content-Length: 1000000\r\n\r\n" + A_ONE[:5000]
+    lines = leave_mid_upload(real_server, request)
+    assert not any("Traceback" in line for line in lines), "\n".join(lines)
+    assert [line for line in lines if line.startswith(("WARNING", "ERROR"))] == [
+        "WARNING mnist_pipeline.web.app: POST /api/predict from 127.0.0.1: the connection "
+        "closed before the whole request arrived"
+    ]
+
+
+def test_a_malformed_chunked_body_is_one_warning_line_each_from_uvicorn_and_the_app(real_server):
+    request = HEADERS + b"Transfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\nzz\r\n"
+    lines = leave_mid_upload(real_server, request)
+    assert not any("Traceback" in line for line in lines), "\n".join(lines)
+    assert [line for line in lines if line.startswith(("WARNING", "ERROR"))] == [
+        "WARNING uvicorn.error: Invalid HTTP request received.",
+        "WARNING mnist_pipeline.web.app: POST /api/predict from 127.0.0.1: the connection "
+        "closed before the whole request arrived",
+    ]
 
 
 # --- the command ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from mnist_pipeline.errors import PipelineError
@@ -97,6 +98,18 @@ def create_app(classifier: Classifier, model_name: str, limits: Limits = Limits(
     @app.exception_handler(StarletteHTTPException)
     async def error_as_json(request: Request, error: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": error.detail}, error.status_code, headers=error.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, error: ClientDisconnect) -> Response:
+        # Not a failure of the server's: one line for the log, and nobody left to answer.
+        client = request.client.host if request.client else "an unknown client"
+        log.warning(
+            "%s %s from %s: the connection closed before the whole request arrived",
+            request.method,
+            request.url.path,
+            client,
+        )
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def failure_as_json(request: Request, error: Exception) -> JSONResponse:
