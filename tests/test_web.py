@@ -283,6 +283,29 @@ def test_wrong_method_is_a_json_405(client):
     assert response.status_code == 405 and response.json() == {"error": "Method Not Allowed"}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        *[(method, "/api/predict", {"POST"}) for method in ("GET", "PUT", "DELETE", "PATCH")],
+        ("HEAD", "/api/predict", {"POST"}),
+        *[(method, "/api/health", {"GET", "HEAD"}) for method in ("POST", "PUT", "DELETE")],
+    ],
+)
+def test_a_wrong_method_on_the_api_is_a_405_that_names_the_right_ones(
+    client, method, path, allowed
+):
+    response = client.request(method, path, content=A_ONE, headers={"Content-Type": "image/png"})
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == allowed
+    if method != "HEAD":  # a HEAD answer has no body
+        assert response.json() == {"error": "Method Not Allowed"}
+
+
+def test_health_answers_head_too(client):
+    response = client.head("/api/health")
+    assert response.status_code == 200 and response.content == b""
+
+
 # --- the same answer as `predict --json` ---------------------------------------------------------
 
 

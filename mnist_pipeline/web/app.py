@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
@@ -77,6 +77,9 @@ def create_app(classifier: Classifier, model_name: str, limits: Limits = Limits(
     # No generated docs or schema: nothing but the page's own files and its API is served.
     app = FastAPI(title="MNIST digit reader", docs_url=None, redoc_url=None, openapi_url=None)
     decoders = anyio.CapacityLimiter(limits.decoders)
+    # Under its own mount, a wrong method on an API route is that route's 405, naming the right
+    # ones; otherwise the page's mount at "/", which matches every path, would answer it.
+    api = APIRouter()
     # A model is not promised to be safe to call from several threads at once
     # (tensorflow/tensorflow#61298): requests are read in parallel, classified one at a time.
     model_lock = threading.Lock()
@@ -125,11 +128,11 @@ def create_app(classifier: Classifier, model_name: str, limits: Limits = Limits(
         response.headers.update(SECURITY_HEADERS)
         return response
 
-    @app.get("/api/health")
+    @api.api_route("/health", methods=["GET", "HEAD"])
     async def health() -> dict[str, str]:
         return {"status": "ok", "model": model_name}
 
-    @app.post("/api/predict")
+    @api.post("/predict")
     async def predict_upload(request: Request) -> dict[str, object]:
         content_type = request.headers.get("content-type", "")
         if not content_type.split(";")[0].strip().lower().startswith("image/"):
@@ -150,5 +153,6 @@ def create_app(classifier: Classifier, model_name: str, limits: Limits = Limits(
         # A burst waits here, holding at most its bodies, for one of `decoders` threads.
         return await anyio.to_thread.run_sync(read_upload, bytes(body), limiter=decoders)
 
+    app.mount("/api", api, name="api")
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")
     return app
