@@ -34,11 +34,13 @@ from mnist_pipeline.inference import classify, load_classifier
 from mnist_pipeline.web import app as web_app
 from mnist_pipeline.web.app import Limits, create_app
 from mnist_pipeline.web.launch import serving
-from mnist_pipeline.web.serve import build_parser
+from mnist_pipeline.web.serve import build_parser, warn_if_reachable
 
 REPO = Path(__file__).resolve().parent.parent
 LIMITS = Limits(max_bytes=100_000, max_pixels=1_000_000)
 READING_FIELDS = {"digit", "probability", "runner_up", "runner_up_probability"}
+# TestClient's own default, http://testserver, is a name the server refuses (DNS rebinding).
+LOCAL = "http://127.0.0.1:8000"
 
 
 def png(image: Image.Image) -> bytes:
@@ -100,7 +102,7 @@ def glyph_model(glyph_model_file):
 
 @pytest.fixture(scope="module")
 def client(glyph_model):
-    with TestClient(create_app(glyph_model, "glyphs", LIMITS)) as test_client:
+    with TestClient(create_app(glyph_model, "glyphs", LIMITS), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -198,7 +200,8 @@ def test_a_body_without_content_length_is_capped_while_read(client):
 
 def test_the_server_keeps_reading_after_bad_input(glyph_model):
     # As uvicorn does: an error inside the app becomes a 500 response, not a raised exception.
-    with TestClient(create_app(glyph_model, "glyphs", LIMITS), raise_server_exceptions=False) as c:
+    app = create_app(glyph_model, "glyphs", LIMITS)
+    with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as c:
         for body in (b"junk", truncated_png(), b"", png_claiming(5000, 5000)):
             assert 400 <= post_image(c, body).status_code < 500
         response = post_image(c, drawing(3, size=150, at=(140, 140)))
@@ -225,7 +228,7 @@ def test_a_burst_of_pictures_is_read_at_most_limits_decoders_at_a_time(glyph_mod
 
     monkeypatch.setattr(web_app, "read_digit", watched_read_digit)
     app = create_app(glyph_model, "glyphs", limits)
-    with TestClient(app) as c, ThreadPoolExecutor(6) as clients:
+    with TestClient(app, base_url=LOCAL) as c, ThreadPoolExecutor(6) as clients:
         responses = list(clients.map(lambda _: post_image(c, A_ONE), range(6)))
     assert [response.status_code for response in responses] == [200] * 6
     assert most <= limits.decoders
@@ -237,7 +240,8 @@ def test_at_most_as_many_pictures_are_read_at_once_as_there_are_cpus_by_default(
 
 def test_a_failure_inside_the_server_is_a_json_500_too(caplog):
     broken_model = object()  # not callable: classify fails as a bug would
-    with TestClient(create_app(broken_model, "broken", LIMITS), raise_server_exceptions=False) as c:
+    app = create_app(broken_model, "broken", LIMITS)
+    with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as c:
         response = post_image(c, drawing(3, size=150, at=(140, 140)))
     assert response.status_code == 500
     assert response.json() == {"error": "internal error"}
@@ -306,6 +310,73 @@ def test_health_answers_head_too(client):
     assert response.status_code == 200 and response.content == b""
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "127.0.0.1:8000",
+        "localhost",
+        "LocalHost:8000",
+        "[::1]",
+        "[::1]:8000",
+        "localhost:9000",  # the port is not checked: a tunnel (ssh -L 9000:...) changes it
+    ],
+)
+def test_requests_naming_this_machine_are_answered(client, host):
+    assert client.get("/api/health", headers={"Host": host}).status_code == 200
+
+
+REFUSED_HOSTS = [
+    "evil.example",
+    "evil.example:8000",
+    "127.0.0.1.evil.example",
+    "localhost.evil.example:8000",
+    "evil.example:8000@localhost",
+    "testserver",
+    "127.0.0.2:8000",
+    "[::2]:8000",
+    "10.0.0.1",
+    "localhost:http",
+    "",
+]
+
+
+@pytest.mark.parametrize("host", REFUSED_HOSTS)
+@pytest.mark.parametrize("path", ["/", "/app.js", "/api/health", "/api/predict"])
+def test_a_host_header_naming_another_host_is_refused(client, host, path):
+    # What a web page elsewhere sends once its own name resolves to 127.0.0.1 (DNS rebinding).
+    response = client.post(path, content=A_ONE, headers={"Host": host, "Content-Type": "image/png"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.startswith(f"Host {host!r} is not a name of this server") and "\n" not in error
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize(
+    ("served", "host", "answered"),
+    [
+        ("192.168.1.5", "192.168.1.5:8000", True),
+        ("192.168.1.5", "127.0.0.1:8000", True),
+        ("192.168.1.5", "192.168.1.6:8000", False),
+        ("digits.lan", "Digits.lan:8000", True),
+        ("digits.lan", "evil.example:8000", False),
+        ("::1", "[::1]:8000", True),
+        ("fe80::1", "[fe80::1]:8000", True),
+        # Every interface: other machines name it by any of its addresses, not by a DNS name.
+        ("0.0.0.0", "192.168.1.5:8000", True),
+        ("0.0.0.0", "[fe80::1]:8000", True),
+        ("0.0.0.0", "0.0.0.0:8000", True),
+        ("0.0.0.0", "digits.lan:8000", False),
+        ("::", "10.0.0.1", True),
+        ("::", "evil.example", False),
+    ],
+)
+def test_the_host_served_is_answered_too(glyph_model, served, host, answered):
+    with TestClient(create_app(glyph_model, "glyphs", LIMITS, host=served)) as c:
+        response = c.get("/api/health", headers={"Host": host})
+    assert response.status_code == (200 if answered else 400)
+
+
 # --- the same answer as `predict --json` ---------------------------------------------------------
 
 
@@ -326,7 +397,7 @@ def test_real_mnist_digits_get_the_same_answer_as_predict(tmp_path):
     app = create_app(
         load_classifier(REPO / paths.SERVING_MODEL_FILE), str(paths.SERVING_MODEL_FILE)
     )
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         answers = [post_image(client, file.read_bytes()).json() for file in files]
     command = [sys.executable, "-m", "mnist_pipeline.predict", "--json", *map(str, files)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -436,6 +507,27 @@ def test_a_port_out_of_range_is_refused_by_the_parser(capsys):
         build_parser().parse_args(["--port", "70000"])
     assert exit_.value.code == 2
     assert "expected a port number 0-65535, got '70000'" in capsys.readouterr().err
+
+
+def test_serving_other_machines_is_one_warning_line(caplog):
+    # Bound but not listening: nothing is served, whatever the address.
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        warn_if_reachable(sock, "0.0.0.0")
+    assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
+        (
+            "WARNING",
+            "--host 0.0.0.0: the page is reachable from other machines, with no authentication",
+        )
+    ]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_serving_this_machine_only_is_said_nothing_about(caplog, host):
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        warn_if_reachable(sock, host)
+    assert caplog.records == []
 
 
 # In a process of its own: it changes how that whole process allocates memory.

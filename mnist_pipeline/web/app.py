@@ -2,12 +2,15 @@
 
 POST /api/predict takes a picture (the page sends its canvas as a PNG) and answers with the
 reading (`predict --json`'s fields), the ten probabilities and the 28x28 picture the network saw.
-GET /api/health says the server is up. Every error is JSON, `{"error": "<one line>"}`.
+GET /api/health says the server is up. Every error is JSON, `{"error": "<one line>"}`. Only
+requests whose Host header names this server are answered (HostRule).
 """
 
 import io
+import ipaddress
 import logging
 import os
+import re
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,9 +32,14 @@ from mnist_pipeline.inference import Classifier, classify, top_two
 STATIC_DIR = Path(__file__).parent / "static"
 # How an upload is named in readings and errors ("upload: blank image: no digit found").
 UPLOAD_NAME = "upload"
-# Nothing is fetched from elsewhere: the browser refuses anything but this server's own files.
+# The names of this machine's loopback interface, always answered.
+LOOPBACK_NAMES = ("127.0.0.1", "[::1]", "localhost")
+# A Host header: a name or an IPv4 address, or an IPv6 address in brackets; perhaps a port.
+HOST_HEADER = re.compile(r"(?P<name>\[[^\]]*\]|[^:\[\]]*)(?::[0-9]*)?")
+
 log = logging.getLogger(__name__)
 
+# Nothing is fetched from elsewhere: the browser refuses anything but this server's own files.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
@@ -57,6 +65,52 @@ class Limits:
     decoders: int = os.cpu_count() or 1
 
 
+@dataclass(frozen=True)
+class HostRule:
+    """Which Host headers are answered: the names of the address served, so that a web page
+    elsewhere cannot read the API through a name of its own resolved to this machine (DNS
+    rebinding). Any port is answered: a tunnel (`ssh -L 9000:localhost:8000`) changes the port,
+    not the name.
+
+    Served on every interface (0.0.0.0, ::), other machines name the server by an address of
+    this machine, which no DNS answer can stand for: every IP address is answered then.
+    """
+
+    names: frozenset[str]
+    any_address: bool = False
+
+    @classmethod
+    def serving(cls, host: str) -> "HostRule":
+        """The rule for a server listening on `host` (`--host`: a name or an address)."""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:  # a name
+            return cls(frozenset({*LOOPBACK_NAMES, host.lower()}))
+        name = f"[{address}]" if address.version == 6 else str(address)
+        return cls(frozenset({*LOOPBACK_NAMES, name}), address.is_unspecified)
+
+    def allows(self, header: str) -> bool:
+        """Whether a request with this Host header is answered."""
+        if not (match := HOST_HEADER.fullmatch(header)):
+            return False
+        name = match["name"].lower()
+        return name in self.names or (self.any_address and is_ip_address(name))
+
+    def refusal(self, header: str) -> str:
+        """Why a request with this Host header is not answered, in one line."""
+        names = ", ".join(sorted(self.names)) + (", any IP address" if self.any_address else "")
+        return f"Host {header!r} is not a name of this server (it answers to {names})"
+
+
+def is_ip_address(name: str) -> bool:
+    """Whether a Host header's name is an IPv4 address, or an IPv6 one in brackets."""
+    try:
+        address = ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return name.startswith("[") == (address.version == 6)
+
+
 def check_pixels(body: bytes, max_pixels: int) -> None:
     """Refuse an image with too many pixels from its header alone, before anything is decoded."""
     try:
@@ -72,10 +126,17 @@ def check_pixels(body: bytes, max_pixels: int) -> None:
         )
 
 
-def create_app(classifier: Classifier, model_name: str, limits: Limits = Limits()) -> FastAPI:
-    """The application around an already loaded classifier (inference.load_classifier)."""
+def create_app(
+    classifier: Classifier,
+    model_name: str,
+    limits: Limits = Limits(),
+    host: str = "127.0.0.1",
+) -> FastAPI:
+    """The application around an already loaded classifier (inference.load_classifier), for a
+    server listening on `host` (`mnist-web --host`), whose names it answers to (HostRule)."""
     # No generated docs or schema: nothing but the page's own files and its API is served.
     app = FastAPI(title="MNIST digit reader", docs_url=None, redoc_url=None, openapi_url=None)
+    hosts = HostRule.serving(host)
     decoders = anyio.CapacityLimiter(limits.decoders)
     # Under its own mount, a wrong method on an API route is that route's 405, naming the right
     # ones; otherwise the page's mount at "/", which matches every path, would answer it.
@@ -120,6 +181,16 @@ def create_app(classifier: Classifier, model_name: str, limits: Limits = Limits(
         log.error("%s %s failed", request.method, request.url.path, exc_info=error)
         return JSONResponse({"error": "internal error"}, 500, headers=SECURITY_HEADERS)
 
+    @app.middleware("http")
+    async def refuse_other_hosts(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        header = request.headers.get("host", "")
+        if not hosts.allows(header):
+            return JSONResponse({"error": hosts.refusal(header)}, 400)
+        return await call_next(request)
+
+    # Added last, so outermost: every answer gets the headers, a refused Host's too.
     @app.middleware("http")
     async def add_security_headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]

@@ -6,8 +6,10 @@ stroke: the digit, the probability of each of the ten, and the 28x28 picture it 
 
 import argparse
 import ctypes
+import ipaddress
 import logging
 import platform
+import socket
 
 import numpy as np
 
@@ -31,6 +33,7 @@ def main(args: argparse.Namespace) -> int:
     # The cheap checks first: a missing model or a taken port is told before the model loads.
     check_model_file(args.model, hint=cli.MISSING_MODEL_HINT)
     sock = listen(args.host, args.port)
+    warn_if_reachable(sock, args.host)
     hand_back_large_buffers()
 
     import uvicorn
@@ -41,12 +44,21 @@ def main(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.model)  # once, for every request
     # One classification up front, so the first drawing does not wait for the model's set-up.
     classify(classifier, [np.zeros((FIELD_SIZE, FIELD_SIZE), dtype=np.uint8)])
-    app = create_app(classifier, model_name=str(args.model))
+    app = create_app(classifier, model_name=str(args.model), host=args.host)
     # log_config=None: uvicorn's messages go through this command's logging setup (cli.run).
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, server_header=False))
     log.info("serving %s for %s; Ctrl-C stops", url_of(sock), args.model)
     server.run(sockets=[sock])
     return 0
+
+
+def warn_if_reachable(sock: socket.socket, host: str) -> None:
+    """One warning line if `sock` listens on an address other machines can reach (`host`: as
+    given with --host): the page and its API ask nobody for a password."""
+    if not ipaddress.ip_address(sock.getsockname()[0]).is_loopback:
+        log.warning(
+            "--host %s: the page is reachable from other machines, with no authentication", host
+        )
 
 
 def hand_back_large_buffers() -> None:
