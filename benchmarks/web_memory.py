@@ -135,13 +135,17 @@ def main() -> None:
                 )
                 results.append((f"{name}: CPU", cpu <= CPU_PER_PICTURE))
                 results.append((f"{name}: memory", peak - idle <= MEMORY_PER_PICTURE))
+        cpu_before = psutil.Process(pid).cpu_times()
         with PeakMemory(pid).sampling() as memory:
             latencies, failures = burst(server.url, drawing, args.clients, args.seconds)
+        cpu_after = psutil.Process(pid).cpu_times()
         time.sleep(SETTLE)
         settled = rss_mib(pid)
+    burst_cpu = sum(cpu_after[:2]) - sum(cpu_before[:2])  # user + system
     print(
         f"{args.clients} clients sending the PNG for {args.seconds:.0f} s: {len(latencies)} read, "
-        f"{failures} failed, latency {p50_p95(latencies) if latencies else 'none'}"
+        f"{failures} failed, latency {p50_p95(latencies) if latencies else 'none'}, "
+        f"{burst_cpu / max(len(latencies), 1):.2f} s of server CPU per picture"
     )
     print(
         f"server RSS: peak {memory.peak_mib:.0f} MiB during, {settled:.0f} MiB {SETTLE} s after "

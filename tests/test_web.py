@@ -32,6 +32,7 @@ from mnist_pipeline import paths
 from mnist_pipeline.imaging import read_digit
 from mnist_pipeline.inference import classify, load_classifier
 from mnist_pipeline.web import app as web_app
+from mnist_pipeline.web import memory
 from mnist_pipeline.web.app import Limits, create_app
 from mnist_pipeline.web.launch import serving
 from mnist_pipeline.web.serve import build_parser, warn_if_reachable
@@ -208,7 +209,9 @@ def test_the_server_keeps_reading_after_bad_input(glyph_model):
     assert response.status_code == 200 and response.json()["digit"] == 3
 
 
-def test_a_burst_of_pictures_is_read_at_most_limits_decoders_at_a_time(glyph_model, monkeypatch):
+def test_a_burst_is_read_at_most_limits_decoders_at_a_time_and_its_memory_given_back(
+    glyph_model, monkeypatch
+):
     limits = Limits(decoders=2)
     reading = most = 0
     lock = threading.Lock()
@@ -226,12 +229,18 @@ def test_a_burst_of_pictures_is_read_at_most_limits_decoders_at_a_time(glyph_mod
             reading -= 1
         return read_digit(*args, **kwargs)
 
+    given_back_while_reading = []  # how many were being read each time memory was given back
     monkeypatch.setattr(web_app, "read_digit", watched_read_digit)
+    monkeypatch.setattr(
+        memory, "give_back_free_memory", lambda: given_back_while_reading.append(reading)
+    )
     app = create_app(glyph_model, "glyphs", limits)
     with TestClient(app, base_url=LOCAL) as c, ThreadPoolExecutor(6) as clients:
         responses = list(clients.map(lambda _: post_image(c, A_ONE), range(6)))
     assert [response.status_code for response in responses] == [200] * 6
     assert most <= limits.decoders
+    # Once each time none is left to read: at least after the last.
+    assert given_back_while_reading and set(given_back_while_reading) == {0}
 
 
 def test_at_most_as_many_pictures_are_read_at_once_as_there_are_cpus_by_default():
@@ -531,23 +540,28 @@ def test_serving_this_machine_only_is_said_nothing_about(caplog, host):
 
 
 # In a process of its own: it changes how that whole process allocates memory.
-FREE_LARGE_BLOCKS = """
-import numpy as np, psutil
-from mnist_pipeline.web.serve import hand_back_large_buffers
-hand_back_large_buffers()
+A_BURST_GIVEN_BACK = """
+import threading, numpy as np, psutil
+from mnist_pipeline.web import memory
+memory.use_one_arena()
+def read():  # as a thread reading pictures does
+    for _ in range(3):
+        pixels = np.ones((2000, 2000), np.float32)  # 16 MB, as a 2000x2000 picture's
+        del pixels
 before = psutil.Process().memory_info().rss
-for _ in range(3):
-    pixels = np.ones((2000, 2000), np.float32)  # 16 MB, as a 2000x2000 picture's pixels
-    del pixels
+reader = threading.Thread(target=read)
+reader.start()
+reader.join()
+memory.give_back_free_memory()
 print(psutil.Process().memory_info().rss - before)
 """
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a setting of glibc's malloc")
-def test_the_server_gives_large_freed_blocks_back_to_the_system():
-    # By default glibc keeps the second and later 16 MB blocks once freed.
+def test_the_memory_a_thread_freed_goes_back_to_the_system():
+    # By default glibc keeps the second and later 16 MB blocks, in the thread's own arena.
     result = subprocess.run(
-        [sys.executable, "-c", FREE_LARGE_BLOCKS], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-c", A_BURST_GIVEN_BACK], cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) < 2**20

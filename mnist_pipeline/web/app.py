@@ -28,6 +28,7 @@ from starlette.responses import Response
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.imaging import DECODE_ERRORS, read_digit
 from mnist_pipeline.inference import Classifier, classify, top_two
+from mnist_pipeline.web import memory
 
 STATIC_DIR = Path(__file__).parent / "static"
 # How an upload is named in readings and errors ("upload: blank image: no digit found").
@@ -144,6 +145,7 @@ def create_app(
     # A model is not promised to be safe to call from several threads at once
     # (tensorflow/tensorflow#61298): requests are read in parallel, classified one at a time.
     model_lock = threading.Lock()
+    in_flight = 0  # uploads being read or waiting for a decoder
 
     def read_upload(body: bytes) -> dict[str, object]:
         check_pixels(body, limits.max_pixels)
@@ -205,6 +207,7 @@ def create_app(
 
     @api.post("/predict")
     async def predict_upload(request: Request) -> dict[str, object]:
+        nonlocal in_flight
         content_type = request.headers.get("content-type", "")
         if not content_type.split(";")[0].strip().lower().startswith("image/"):
             raise HTTPException(
@@ -221,8 +224,14 @@ def create_app(
                 raise HTTPException(413, f"image too large: over {limits.max_bytes:,} bytes")
         if not body:
             raise HTTPException(400, "empty request: send the drawing as a PNG image")
-        # A burst waits here, holding at most its bodies, for one of `decoders` threads.
-        return await anyio.to_thread.run_sync(read_upload, bytes(body), limiter=decoders)
+        in_flight += 1
+        try:
+            # A burst waits here, holding at most its bodies, for one of `decoders` threads.
+            return await anyio.to_thread.run_sync(read_upload, bytes(body), limiter=decoders)
+        finally:
+            in_flight -= 1
+            if not in_flight:  # the burst, if any, is over: its pixels go back to the system
+                memory.give_back_free_memory()
 
     app.mount("/api", api, name="api")
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")

@@ -5,10 +5,8 @@ stroke: the digit, the probability of each of the ten, and the 28x28 picture it 
 """
 
 import argparse
-import ctypes
 import ipaddress
 import logging
-import platform
 import socket
 
 import numpy as np
@@ -17,14 +15,11 @@ from mnist_pipeline import cli
 from mnist_pipeline.files import check_model_file
 from mnist_pipeline.imaging import FIELD_SIZE
 from mnist_pipeline.net import listen, port_number, url_of
+from mnist_pipeline.web import memory
 
 PROG = "mnist-web"
 DEFAULT_HOST = "127.0.0.1"  # loopback: the page is for the person at this machine
 DEFAULT_PORT = 8000
-# Freed blocks of this many bytes or more go back to the system (hand_back_large_buffers): a
-# 2000x2000 picture's pixels do, the page's 280x280 canvas makes none so large.
-MMAP_THRESHOLD = 2**20
-M_MMAP_THRESHOLD = -3  # mallopt's number for that setting, from glibc's malloc.h
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +29,7 @@ def main(args: argparse.Namespace) -> int:
     check_model_file(args.model, hint=cli.MISSING_MODEL_HINT)
     sock = listen(args.host, args.port)
     warn_if_reachable(sock, args.host)
-    hand_back_large_buffers()
+    memory.use_one_arena()  # before any thread allocates
 
     import uvicorn
 
@@ -59,19 +54,6 @@ def warn_if_reachable(sock: socket.socket, host: str) -> None:
         log.warning(
             "--host %s: the page is reachable from other machines, with no authentication", host
         )
-
-
-def hand_back_large_buffers() -> None:
-    """Have glibc's malloc give every freed block of MMAP_THRESHOLD bytes or more back at once.
-
-    By default it raises that threshold to the size of each large block freed (up to 32 MiB),
-    after which pictures' pixels come from its arenas, which keep them once freed: a burst of
-    2000x2000 pictures left some 90 MiB held for good (python-pillow/Pillow#2738 tells how,
-    python-pillow/Pillow#7935 is one report of it). The price: fresh pages for each large
-    picture's pixels (docs/performance.md). Other C libraries are left as they are.
-    """
-    if platform.libc_ver()[0] == "glibc":
-        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def build_parser() -> argparse.ArgumentParser:
