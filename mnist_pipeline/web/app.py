@@ -226,7 +226,7 @@ def create_app(
             raise HTTPException(400, "empty request: send the drawing as a PNG image")
         in_flight += 1
         try:
-            # A burst waits here, holding at most its bodies, for one of `decoders` threads.
+            # A burst waits here, holding only its bodies, for one of `decoders` threads.
             return await anyio.to_thread.run_sync(read_upload, bytes(body), limiter=decoders)
         finally:
             in_flight -= 1
