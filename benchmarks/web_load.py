@@ -1,6 +1,6 @@
 """Load check of the web page's server: many drawings from concurrent clients, on loopback only.
 
-Starts the real command (`python -m mnist_pipeline.web`) for models/model.keras on a free port
+Starts the real command (`python -m mnist_pipeline.web`) for models/model.tflite on a free port
 of 127.0.0.1, sends real MNIST test digits drawn as the page draws them (dark on white, 280x280
 PNG) from several clients at once, and prints throughput, p50/p95 latency, failed requests and
 the server's resident memory after a warm-up, halfway and at the end (flat: no leak per request);
@@ -47,6 +47,19 @@ def rss_mib(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
 
 
+def timed_reading(
+    client: httpx2.Client, body: bytes, content_type: str = "image/png"
+) -> float | None:
+    """POST one picture; the seconds until its reading came back, or None if it did not."""
+    start = time.perf_counter()
+    try:
+        response = client.post("api/predict", content=body, headers={"Content-Type": content_type})
+        ok = response.status_code == 200 and "digit" in response.json()
+    except httpx2.HTTPError:
+        ok = False
+    return time.perf_counter() - start if ok else None
+
+
 def send_all(
     url: str, bodies: list[bytes], clients: int, deadline: float
 ) -> tuple[list[float], int, float]:
@@ -58,27 +71,16 @@ def send_all(
 
     def send(body: bytes) -> float | None:
         nonlocal failures
-        if time.monotonic() > deadline:
+        seconds = None
+        if time.monotonic() <= deadline:
+            if not hasattr(local, "client"):  # one keep-alive connection per client thread
+                local.client = httpx2.Client(base_url=url, timeout=30)
+                with lock:
+                    clients_made.append(local.client)
+            seconds = timed_reading(local.client, body)
+        if seconds is None:
             with lock:
                 failures += 1
-            return None
-        if not hasattr(local, "client"):  # one keep-alive connection per client thread
-            local.client = httpx2.Client(base_url=url, timeout=30)
-            with lock:
-                clients_made.append(local.client)
-        start = time.perf_counter()
-        try:
-            response = local.client.post(
-                "api/predict", content=body, headers={"Content-Type": "image/png"}
-            )
-            ok = response.status_code == 200 and "digit" in response.json()
-        except httpx2.HTTPError:
-            ok = False
-        seconds = time.perf_counter() - start
-        if not ok:
-            with lock:
-                failures += 1
-            return None
         return seconds
 
     start = time.perf_counter()
@@ -93,6 +95,15 @@ def send_all(
 def p50_p95(latencies: list[float]) -> str:
     percentiles = statistics.quantiles(latencies, n=100, method="inclusive")
     return f"p50 {1000 * percentiles[49]:.0f} ms, p95 {1000 * percentiles[94]:.0f} ms"
+
+
+def machine() -> str:
+    """The machine and the versions that serve the page, for the first line of a report."""
+    return (
+        f"machine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"LiteRT {version('ai-edge-litert')}, Pillow {version('pillow')}, "
+        f"FastAPI {version('fastapi')}, uvicorn {version('uvicorn')}"
+    )
 
 
 def main() -> None:
@@ -118,10 +129,7 @@ def main() -> None:
 
     latencies = first[0] + second[0]
     failures, wall = first[1] + second[1], first[2] + second[2]
-    print(
-        f"machine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"Keras {version('keras')}, FastAPI {version('fastapi')}, uvicorn {version('uvicorn')}"
-    )
+    print(machine())
     print(f"{args.requests} requests from {args.clients} concurrent clients on 127.0.0.1")
     print(f"throughput:   {len(latencies) / wall:.0f} requests/s")
     print(f"latency:      {p50_p95(latencies)}")

@@ -3,17 +3,25 @@
 The API tests use a classifier built without training whose weights are the ten digits of
 Pillow's font (it reads those right), so they need neither data nor the pipeline's model; the
 comparison with `predict --json` uses the real model and MNIST where `make pipeline` made them.
+Clients that leave mid-upload are sent to the real command (launch.serving), for that classifier.
 """
 
 import io
 import json
+import os
+import platform
 import re
 import socket
 import struct
 import subprocess
 import sys
+import threading
+import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import urlopen
 
 import numpy as np
 import pytest
@@ -23,12 +31,17 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from mnist_pipeline import paths
 from mnist_pipeline.imaging import read_digit
 from mnist_pipeline.inference import classify, load_classifier
+from mnist_pipeline.web import app as web_app
+from mnist_pipeline.web import memory
 from mnist_pipeline.web.app import Limits, create_app
-from mnist_pipeline.web.serve import build_parser
+from mnist_pipeline.web.launch import serving
+from mnist_pipeline.web.serve import build_parser, warn_if_reachable
 
 REPO = Path(__file__).resolve().parent.parent
 LIMITS = Limits(max_bytes=100_000, max_pixels=1_000_000)
 READING_FIELDS = {"digit", "probability", "runner_up", "runner_up_probability"}
+# TestClient's own default, http://testserver, is a name the server refuses (DNS rebinding).
+LOCAL = "http://127.0.0.1:8000"
 
 
 def png(image: Image.Image) -> bytes:
@@ -56,9 +69,9 @@ def png_claiming(width: int, height: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def glyph_model(tmp_path_factory):
+def glyph_model_file(tmp_path_factory):
     """Dense(10, softmax) whose weights are the ten font digits as read_digit prepares them,
-    exported to LiteRT and read as the server reads its model (inference.load_classifier).
+    exported to LiteRT, as the train stage exports the pipeline's model.
 
     Each output is the cosine of the input with one digit's picture, blurred so that a pixel's
     shift does not matter (times 20, for a clear softmax): the font's digits, drawn at another
@@ -79,12 +92,18 @@ def glyph_model(tmp_path_factory):
     model.set_weights([20 * weights.T, np.zeros(10, np.float32)])
     path = tmp_path_factory.mktemp("glyphs") / "glyphs.tflite"
     model.export(str(path), format="litert", verbose=False)
-    return load_classifier(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def glyph_model(glyph_model_file):
+    """The glyph classifier, read as the server reads its model (inference.load_classifier)."""
+    return load_classifier(glyph_model_file)
 
 
 @pytest.fixture(scope="module")
 def client(glyph_model):
-    with TestClient(create_app(glyph_model, "glyphs", LIMITS)) as test_client:
+    with TestClient(create_app(glyph_model, "glyphs", LIMITS), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -182,16 +201,56 @@ def test_a_body_without_content_length_is_capped_while_read(client):
 
 def test_the_server_keeps_reading_after_bad_input(glyph_model):
     # As uvicorn does: an error inside the app becomes a 500 response, not a raised exception.
-    with TestClient(create_app(glyph_model, "glyphs", LIMITS), raise_server_exceptions=False) as c:
+    app = create_app(glyph_model, "glyphs", LIMITS)
+    with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as c:
         for body in (b"junk", truncated_png(), b"", png_claiming(5000, 5000)):
             assert 400 <= post_image(c, body).status_code < 500
         response = post_image(c, drawing(3, size=150, at=(140, 140)))
     assert response.status_code == 200 and response.json()["digit"] == 3
 
 
+def test_a_burst_is_read_at_most_limits_decoders_at_a_time_and_its_memory_given_back(
+    glyph_model, monkeypatch
+):
+    limits = Limits(decoders=2)
+    reading = most = 0
+    lock = threading.Lock()
+    too_many = threading.Event()
+
+    def watched_read_digit(*args, **kwargs):
+        nonlocal reading, most
+        with lock:
+            reading += 1
+            most = max(most, reading)
+            if reading > limits.decoders:
+                too_many.set()
+        too_many.wait(timeout=0.2)  # time for the other requests to come in, were they let in
+        with lock:
+            reading -= 1
+        return read_digit(*args, **kwargs)
+
+    given_back_while_reading = []  # how many were being read each time memory was given back
+    monkeypatch.setattr(web_app, "read_digit", watched_read_digit)
+    monkeypatch.setattr(
+        memory, "give_back_free_memory", lambda: given_back_while_reading.append(reading)
+    )
+    app = create_app(glyph_model, "glyphs", limits)
+    with TestClient(app, base_url=LOCAL) as c, ThreadPoolExecutor(6) as clients:
+        responses = list(clients.map(lambda _: post_image(c, A_ONE), range(6)))
+    assert [response.status_code for response in responses] == [200] * 6
+    assert most <= limits.decoders
+    # Once each time none is left to read: at least after the last.
+    assert given_back_while_reading and set(given_back_while_reading) == {0}
+
+
+def test_at_most_as_many_pictures_are_read_at_once_as_there_are_cpus_by_default():
+    assert Limits().decoders == os.cpu_count()
+
+
 def test_a_failure_inside_the_server_is_a_json_500_too(caplog):
     broken_model = object()  # not callable: classify fails as a bug would
-    with TestClient(create_app(broken_model, "broken", LIMITS), raise_server_exceptions=False) as c:
+    app = create_app(broken_model, "broken", LIMITS)
+    with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as c:
         response = post_image(c, drawing(3, size=150, at=(140, 140)))
     assert response.status_code == 500
     assert response.json() == {"error": "internal error"}
@@ -237,6 +296,96 @@ def test_wrong_method_is_a_json_405(client):
     assert response.status_code == 405 and response.json() == {"error": "Method Not Allowed"}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        *[(method, "/api/predict", {"POST"}) for method in ("GET", "PUT", "DELETE", "PATCH")],
+        ("HEAD", "/api/predict", {"POST"}),
+        *[(method, "/api/health", {"GET", "HEAD"}) for method in ("POST", "PUT", "DELETE")],
+    ],
+)
+def test_a_wrong_method_on_the_api_is_a_405_that_names_the_right_ones(
+    client, method, path, allowed
+):
+    response = client.request(method, path, content=A_ONE, headers={"Content-Type": "image/png"})
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == allowed
+    if method != "HEAD":  # a HEAD answer has no body
+        assert response.json() == {"error": "Method Not Allowed"}
+
+
+def test_health_answers_head_too(client):
+    response = client.head("/api/health")
+    assert response.status_code == 200 and response.content == b""
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "127.0.0.1:8000",
+        "localhost",
+        "LocalHost:8000",
+        "[::1]",
+        "[::1]:8000",
+        "localhost:9000",  # the port is not checked: a tunnel (ssh -L 9000:...) changes it
+    ],
+)
+def test_requests_naming_this_machine_are_answered(client, host):
+    assert client.get("/api/health", headers={"Host": host}).status_code == 200
+
+
+REFUSED_HOSTS = [
+    "evil.example",
+    "evil.example:8000",
+    "127.0.0.1.evil.example",
+    "localhost.evil.example:8000",
+    "evil.example:8000@localhost",
+    "testserver",
+    "127.0.0.2:8000",
+    "[::2]:8000",
+    "10.0.0.1",
+    "localhost:http",
+    "",
+]
+
+
+@pytest.mark.parametrize("host", REFUSED_HOSTS)
+@pytest.mark.parametrize("path", ["/", "/app.js", "/api/health", "/api/predict"])
+def test_a_host_header_naming_another_host_is_refused(client, host, path):
+    # What a web page elsewhere sends once its own name resolves to 127.0.0.1 (DNS rebinding).
+    response = client.post(path, content=A_ONE, headers={"Host": host, "Content-Type": "image/png"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.startswith(f"Host {host!r} is not a name of this server") and "\n" not in error
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize(
+    ("served", "host", "answered"),
+    [
+        ("192.168.1.5", "192.168.1.5:8000", True),
+        ("192.168.1.5", "127.0.0.1:8000", True),
+        ("192.168.1.5", "192.168.1.6:8000", False),
+        ("digits.lan", "Digits.lan:8000", True),
+        ("digits.lan", "evil.example:8000", False),
+        ("::1", "[::1]:8000", True),
+        ("fe80::1", "[fe80::1]:8000", True),
+        # Every interface: other machines name it by any of its addresses, not by a DNS name.
+        ("0.0.0.0", "192.168.1.5:8000", True),
+        ("0.0.0.0", "[fe80::1]:8000", True),
+        ("0.0.0.0", "0.0.0.0:8000", True),
+        ("0.0.0.0", "digits.lan:8000", False),
+        ("::", "10.0.0.1", True),
+        ("::", "evil.example", False),
+    ],
+)
+def test_the_host_served_is_answered_too(glyph_model, served, host, answered):
+    with TestClient(create_app(glyph_model, "glyphs", LIMITS, host=served)) as c:
+        response = c.get("/api/health", headers={"Host": host})
+    assert response.status_code == (200 if answered else 400)
+
+
 # --- the same answer as `predict --json` ---------------------------------------------------------
 
 
@@ -257,7 +406,7 @@ def test_real_mnist_digits_get_the_same_answer_as_predict(tmp_path):
     app = create_app(
         load_classifier(REPO / paths.SERVING_MODEL_FILE), str(paths.SERVING_MODEL_FILE)
     )
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         answers = [post_image(client, file.read_bytes()).json() for file in files]
     command = [sys.executable, "-m", "mnist_pipeline.predict", "--json", *map(str, files)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -269,6 +418,63 @@ def test_real_mnist_digits_get_the_same_answer_as_predict(tmp_path):
             key: reading[key] for key in READING_FIELDS
         }
     assert [answer["digit"] for answer in answers] == labels.tolist()
+
+
+# --- the real server: clients that leave mid-upload ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_server(glyph_model_file):
+    with serving(glyph_model_file) as running:
+        yield running
+
+
+def new_lines(server, start: int, until: str) -> list[str]:
+    """The server's log lines from line `start` on, once one of them contains `until`."""
+    deadline = time.monotonic() + 60
+    while not any(until in line for line in server.log[start:]):
+        assert time.monotonic() < deadline, f"no {until!r} in the server's log:\n" + "\n".join(
+            server.log[start:]
+        )
+        time.sleep(0.05)
+    return server.log[start:]
+
+
+def leave_mid_upload(server, request: bytes) -> list[str]:
+    """Send `request` on a raw connection and close it unanswered: what the server logged."""
+    start = len(server.log)
+    address = urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port)) as connection:
+        connection.sendall(request)
+    new_lines(server, start, until="/api/predict")
+    # Whatever that request logs comes before this one's answer: the server is not stuck on it.
+    with urlopen(f"{server.url}api/health", timeout=60) as health:
+        assert health.status == 200
+    return new_lines(server, start, until="GET /api/health")
+
+
+HEADERS = b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+
+
+def test_a_client_gone_mid_upload_is_one_warning_line(real_server):
+    request = HEADERS + b"Content-Length: 1000000\r\n\r\n" + A_ONE[:5000]
+    lines = leave_mid_upload(real_server, request)
+    assert not any("Traceback" in line for line in lines), "\n".join(lines)
+    assert [line for line in lines if line.startswith(("WARNING", "ERROR"))] == [
+        "WARNING mnist_pipeline.web.app: POST /api/predict from 127.0.0.1: the connection "
+        "closed before the whole request arrived"
+    ]
+
+
+def test_a_malformed_chunked_body_is_one_warning_line_each_from_uvicorn_and_the_app(real_server):
+    request = HEADERS + b"Transfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\nzz\r\n"
+    lines = leave_mid_upload(real_server, request)
+    assert not any("Traceback" in line for line in lines), "\n".join(lines)
+    assert [line for line in lines if line.startswith(("WARNING", "ERROR"))] == [
+        "WARNING uvicorn.error: Invalid HTTP request received.",
+        "WARNING mnist_pipeline.web.app: POST /api/predict from 127.0.0.1: the connection "
+        "closed before the whole request arrived",
+    ]
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -310,3 +516,52 @@ def test_a_port_out_of_range_is_refused_by_the_parser(capsys):
         build_parser().parse_args(["--port", "70000"])
     assert exit_.value.code == 2
     assert "expected a port number 0-65535, got '70000'" in capsys.readouterr().err
+
+
+def test_serving_other_machines_is_one_warning_line(caplog):
+    # Bound but not listening: nothing is served, whatever the address.
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        warn_if_reachable(sock, "0.0.0.0")
+    assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
+        (
+            "WARNING",
+            "--host 0.0.0.0: the page is reachable from other machines, with no authentication",
+        )
+    ]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_serving_this_machine_only_is_said_nothing_about(caplog, host):
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        warn_if_reachable(sock, host)
+    assert caplog.records == []
+
+
+# In a process of its own: it changes how that whole process allocates memory.
+A_BURST_GIVEN_BACK = """
+import threading, numpy as np, psutil
+from mnist_pipeline.web import memory
+memory.use_one_arena()
+def read():  # as a thread reading pictures does
+    for _ in range(3):
+        pixels = np.ones((2000, 2000), np.float32)  # 16 MB, as a 2000x2000 picture's
+        del pixels
+before = psutil.Process().memory_info().rss
+reader = threading.Thread(target=read)
+reader.start()
+reader.join()
+memory.give_back_free_memory()
+print(psutil.Process().memory_info().rss - before)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a setting of glibc's malloc")
+def test_the_memory_a_thread_freed_goes_back_to_the_system():
+    # By default glibc keeps the second and later 16 MB blocks, in the thread's own arena.
+    result = subprocess.run(
+        [sys.executable, "-c", A_BURST_GIVEN_BACK], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) < 2**20

@@ -2,34 +2,45 @@
 
 POST /api/predict takes a picture (the page sends its canvas as a PNG) and answers with the
 reading (`predict --json`'s fields), the ten probabilities and the 28x28 picture the network saw.
-GET /api/health says the server is up. Every error is JSON, `{"error": "<one line>"}`.
+GET /api/health says the server is up. Every error is JSON, `{"error": "<one line>"}`. Only
+requests whose Host header names this server are answered (HostRule).
 """
 
 import io
+import ipaddress
 import logging
+import os
+import re
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
+import anyio
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.imaging import DECODE_ERRORS, read_digit
 from mnist_pipeline.inference import Classifier, classify, top_two
+from mnist_pipeline.web import memory
 
 STATIC_DIR = Path(__file__).parent / "static"
 # How an upload is named in readings and errors ("upload: blank image: no digit found").
 UPLOAD_NAME = "upload"
-# Nothing is fetched from elsewhere: the browser refuses anything but this server's own files.
+# The names of this machine's loopback interface, always answered.
+LOOPBACK_NAMES = ("127.0.0.1", "[::1]", "localhost")
+# A Host header: a name or an IPv4 address, or an IPv6 address in brackets; perhaps a port.
+HOST_HEADER = re.compile(r"(?P<name>\[[^\]]*\]|[^:\[\]]*)(?::[0-9]*)?")
+
 log = logging.getLogger(__name__)
 
+# Nothing is fetched from elsewhere: the browser refuses anything but this server's own files.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
@@ -42,10 +53,63 @@ SECURITY_HEADERS = {
 
 @dataclass(frozen=True)
 class Limits:
-    """The largest upload accepted; the page's canvas PNG is some 10 KB of 280x280 pixels."""
+    """The largest upload accepted (the page's canvas PNG is some 10 KB of 280x280 pixels), and
+    how many uploads are decoded and classified at once; the others wait their turn.
+
+    Decoding is CPU work (Pillow lets go of the GIL for it): more pictures at once than CPUs
+    read none faster, while each holds its decoded pixels, some 25 MB for 2000x2000; 16 clients
+    sending those took the server past 790 MiB when each had a thread to itself.
+    """
 
     max_bytes: int = 2_000_000
     max_pixels: int = 4_000_000
+    decoders: int = os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class HostRule:
+    """Which Host headers are answered: the names of the address served, so that a web page
+    elsewhere cannot read the API through a name of its own resolved to this machine (DNS
+    rebinding). Any port is answered: a tunnel (`ssh -L 9000:localhost:8000`) changes the port,
+    not the name.
+
+    Served on every interface (0.0.0.0, ::), other machines name the server by an address of
+    this machine, which no DNS answer can stand for: every IP address is answered then.
+    """
+
+    names: frozenset[str]
+    any_address: bool = False
+
+    @classmethod
+    def serving(cls, host: str) -> "HostRule":
+        """The rule for a server listening on `host` (`--host`: a name or an address)."""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:  # a name
+            return cls(frozenset({*LOOPBACK_NAMES, host.lower()}))
+        name = f"[{address}]" if address.version == 6 else str(address)
+        return cls(frozenset({*LOOPBACK_NAMES, name}), address.is_unspecified)
+
+    def allows(self, header: str) -> bool:
+        """Whether a request with this Host header is answered."""
+        if not (match := HOST_HEADER.fullmatch(header)):
+            return False
+        name = match["name"].lower()
+        return name in self.names or (self.any_address and is_ip_address(name))
+
+    def refusal(self, header: str) -> str:
+        """Why a request with this Host header is not answered, in one line."""
+        names = ", ".join(sorted(self.names)) + (", any IP address" if self.any_address else "")
+        return f"Host {header!r} is not a name of this server (it answers to {names})"
+
+
+def is_ip_address(name: str) -> bool:
+    """Whether a Host header's name is an IPv4 address, or an IPv6 one in brackets."""
+    try:
+        address = ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return name.startswith("[") == (address.version == 6)
 
 
 def check_pixels(body: bytes, max_pixels: int) -> None:
@@ -63,13 +127,25 @@ def check_pixels(body: bytes, max_pixels: int) -> None:
         )
 
 
-def create_app(classifier: Classifier, model_name: str, limits: Limits = Limits()) -> FastAPI:
-    """The application around an already loaded classifier (inference.load_classifier)."""
+def create_app(
+    classifier: Classifier,
+    model_name: str,
+    limits: Limits = Limits(),
+    host: str = "127.0.0.1",
+) -> FastAPI:
+    """The application around an already loaded classifier (inference.load_classifier), for a
+    server listening on `host` (`mnist-web --host`), whose names it answers to (HostRule)."""
     # No generated docs or schema: nothing but the page's own files and its API is served.
     app = FastAPI(title="MNIST digit reader", docs_url=None, redoc_url=None, openapi_url=None)
+    hosts = HostRule.serving(host)
+    decoders = anyio.CapacityLimiter(limits.decoders)
+    # Under its own mount, a wrong method on an API route is that route's 405, naming the right
+    # ones; otherwise the page's mount at "/", which matches every path, would answer it.
+    api = APIRouter()
     # A model is not promised to be safe to call from several threads at once
     # (tensorflow/tensorflow#61298): requests are read in parallel, classified one at a time.
     model_lock = threading.Lock()
+    in_flight = 0  # uploads being read or waiting for a decoder
 
     def read_upload(body: bytes) -> dict[str, object]:
         check_pixels(body, limits.max_pixels)
@@ -89,12 +165,34 @@ def create_app(classifier: Classifier, model_name: str, limits: Limits = Limits(
     async def error_as_json(request: Request, error: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": error.detail}, error.status_code, headers=error.headers)
 
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, error: ClientDisconnect) -> Response:
+        # Not a failure of the server's: one line for the log, and nobody left to answer.
+        client = request.client.host if request.client else "an unknown client"
+        log.warning(
+            "%s %s from %s: the connection closed before the whole request arrived",
+            request.method,
+            request.url.path,
+            client,
+        )
+        return Response(status_code=400)
+
     @app.exception_handler(Exception)
     async def failure_as_json(request: Request, error: Exception) -> JSONResponse:
         # A bug, not bad input: logged with its traceback, answered as JSON like every error.
         log.error("%s %s failed", request.method, request.url.path, exc_info=error)
         return JSONResponse({"error": "internal error"}, 500, headers=SECURITY_HEADERS)
 
+    @app.middleware("http")
+    async def refuse_other_hosts(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        header = request.headers.get("host", "")
+        if not hosts.allows(header):
+            return JSONResponse({"error": hosts.refusal(header)}, 400)
+        return await call_next(request)
+
+    # Added last, so outermost: every answer gets the headers, a refused Host's too.
     @app.middleware("http")
     async def add_security_headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -103,12 +201,13 @@ def create_app(classifier: Classifier, model_name: str, limits: Limits = Limits(
         response.headers.update(SECURITY_HEADERS)
         return response
 
-    @app.get("/api/health")
+    @api.api_route("/health", methods=["GET", "HEAD"])
     async def health() -> dict[str, str]:
         return {"status": "ok", "model": model_name}
 
-    @app.post("/api/predict")
+    @api.post("/predict")
     async def predict_upload(request: Request) -> dict[str, object]:
+        nonlocal in_flight
         content_type = request.headers.get("content-type", "")
         if not content_type.split(";")[0].strip().lower().startswith("image/"):
             raise HTTPException(
@@ -125,7 +224,15 @@ def create_app(classifier: Classifier, model_name: str, limits: Limits = Limits(
                 raise HTTPException(413, f"image too large: over {limits.max_bytes:,} bytes")
         if not body:
             raise HTTPException(400, "empty request: send the drawing as a PNG image")
-        return await run_in_threadpool(read_upload, bytes(body))
+        in_flight += 1
+        try:
+            # A burst waits here, holding only its bodies, for one of `decoders` threads.
+            return await anyio.to_thread.run_sync(read_upload, bytes(body), limiter=decoders)
+        finally:
+            in_flight -= 1
+            if not in_flight:  # the burst, if any, is over: its pixels go back to the system
+                memory.give_back_free_memory()
 
+    app.mount("/api", api, name="api")
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")
     return app

@@ -4,7 +4,6 @@ The child is the real command (`python -m mnist_pipeline.web --port 0`), so what
 (the browser test, the screenshot, the load benchmark) exercises what a person starts.
 """
 
-import collections
 import contextlib
 import queue
 import re
@@ -24,6 +23,7 @@ SERVING_LINE = re.compile(r"serving (http://\S+)")
 class Server:
     url: str  # ends with "/"
     process: subprocess.Popen
+    log: list[str]  # every line the server has written to stderr so far
 
 
 @contextlib.contextmanager
@@ -34,12 +34,12 @@ def serving(model: Path, start_timeout: float = 180) -> Iterator[Server]:
         command, cwd=PACKAGE_PARENT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
     )
     urls: queue.Queue[str | None] = queue.Queue()
-    last_lines: collections.deque[str] = collections.deque(maxlen=20)
+    log: list[str] = []
 
     def read_stderr() -> None:
         # Keep reading to the end: a full pipe would block the server's logging.
         for line in process.stderr:
-            last_lines.append(line.rstrip())
+            log.append(line.rstrip())
             if match := SERVING_LINE.search(line):
                 urls.put(match[1])
         urls.put(None)  # the process has closed stderr: it ended
@@ -54,9 +54,9 @@ def serving(model: Path, start_timeout: float = 180) -> Iterator[Server]:
         if url is None:
             raise RuntimeError(
                 f"the web server did not start within {start_timeout:.0f} s; it said:\n"
-                + "\n".join(last_lines)
+                + "\n".join(log[-20:])
             )
-        yield Server(url, process)
+        yield Server(url, process, log)
     finally:
         process.terminate()
         try:

@@ -5,13 +5,16 @@ stroke: the digit, the probability of each of the ten, and the 28x28 picture it 
 """
 
 import argparse
+import ipaddress
 import logging
+import socket
 
 import numpy as np
 
 from mnist_pipeline import cli, registry
 from mnist_pipeline.imaging import FIELD_SIZE
 from mnist_pipeline.net import listen, port_number, url_of
+from mnist_pipeline.web import memory
 
 PROG = "mnist-web"
 DEFAULT_HOST = "127.0.0.1"  # loopback: the page is for the person at this machine
@@ -21,9 +24,11 @@ log = logging.getLogger(__name__)
 
 
 def main(args: argparse.Namespace) -> int:
-    # The cheap checks first: a missing model or a taken port is told before TensorFlow loads.
+    # The cheap checks first: a missing model or a taken port is told before the model loads.
     source = registry.resolve(args.model, cli.MISSING_MODEL_HINT)
     sock = listen(args.host, args.port)
+    warn_if_reachable(sock, args.host)
+    memory.use_one_arena()  # before any thread allocates
 
     import uvicorn
 
@@ -33,12 +38,21 @@ def main(args: argparse.Namespace) -> int:
     classifier = load_classifier(registry.local_file(source))  # once, for every request
     # One classification up front, so the first drawing does not wait for the model's set-up.
     classify(classifier, [np.zeros((FIELD_SIZE, FIELD_SIZE), dtype=np.uint8)])
-    app = create_app(classifier, model_name=source.label())
+    app = create_app(classifier, model_name=source.label(), host=args.host)
     # log_config=None: uvicorn's messages go through this command's logging setup (cli.run).
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, server_header=False))
     log.info("serving %s for %s; Ctrl-C stops", url_of(sock), source.label())
     server.run(sockets=[sock])
     return 0
+
+
+def warn_if_reachable(sock: socket.socket, host: str) -> None:
+    """One warning line if `sock` listens on an address other machines can reach (`host`: as
+    given with --host): the page and its API ask nobody for a password."""
+    if not ipaddress.ip_address(sock.getsockname()[0]).is_loopback:
+        log.warning(
+            "--host %s: the page is reachable from other machines, with no authentication", host
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
