@@ -39,7 +39,9 @@ def main(args: argparse.Namespace) -> int:
     # One classification up front, so the first drawing does not wait for the model's set-up.
     classify(classifier, [np.zeros((FIELD_SIZE, FIELD_SIZE), dtype=np.uint8)])
     app = create_app(classifier, model_name=source.label(), host=args.host)
-    # log_config=None: uvicorn's messages go through this command's logging setup (cli.run).
+    # log_config=None: uvicorn's messages go through this command's logging setup (cli.run),
+    # its INFO lines too (the start, a line per request), as a web server's log has them.
+    logging.getLogger("uvicorn").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, server_header=False))
     log.info("serving %s for %s; Ctrl-C stops", url_of(sock), source.label())
     server.run(sockets=[sock])
