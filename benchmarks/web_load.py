@@ -54,7 +54,7 @@ def timed_reading(
     start = time.perf_counter()
     try:
         response = client.post("api/predict", content=body, headers={"Content-Type": content_type})
-        ok = response.status_code == 200 and "digit" in response.json()
+        ok = response.status_code == 200 and "readings" in response.json()
     except httpx2.HTTPError:
         ok = False
     return time.perf_counter() - start if ok else None

@@ -7,6 +7,7 @@ found through DVC's API, fetched from the DVC cache or the remote, and kept in t
 its md5 in dvc.lock: the next start needs no network.
 """
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from mnist_pipeline.files import atomic_file, check_model_file, md5_of_file
 log = logging.getLogger(__name__)
 
 MODEL_SUFFIXES = (".tflite", ".keras")
+MODEL_NAME = "mnist-mlp"  # the pipeline's model in the registry: its artifact in dvc.yaml
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,23 @@ def resolve(reference: str, hint: str) -> ModelSource:
     else:
         version, revision, path = None, committed_revision(reference), paths.SERVING_MODEL_FILE
     return ModelSource(reference, path, locked_md5(revision, path), version, revision)
+
+
+def committed_accuracy(source: ModelSource) -> float | None:
+    """The test accuracy committed with the model (reports/metrics.json beside its dvc.lock):
+    of its revision, or of the workspace when it is the workspace's model as dvc.lock names it;
+    None for any other file."""
+    import dvc.api
+
+    if source.revision is not None:
+        metrics = dvc.api.read(str(paths.METRICS_FILE), rev=source.revision)
+    elif source.path.resolve() == paths.SERVING_MODEL_FILE.resolve():
+        if locked_md5(None, paths.SERVING_MODEL_FILE) != source.md5:
+            return None  # changed since the pipeline wrote its metrics
+        metrics = paths.METRICS_FILE.read_text()
+    else:
+        return None
+    return json.loads(metrics)["test"]["accuracy"]
 
 
 def local_file(source: ModelSource) -> Path:
@@ -129,8 +148,8 @@ def committed_revision(reference: str) -> str:
         ) from None
 
 
-def locked_md5(revision: str, path: Path) -> str:
-    """The md5 that dvc.lock records for `path` at `revision`."""
+def locked_md5(revision: str | None, path: Path) -> str:
+    """The md5 that dvc.lock records for `path` at `revision` (None: the workspace's)."""
     import dvc.api
 
     lock = YAML(typ="safe").load(dvc.api.read(str(paths.DVC_LOCK_FILE), rev=revision))
@@ -138,7 +157,8 @@ def locked_md5(revision: str, path: Path) -> str:
         for out in stage.get("outs", []):
             if out["path"] == path.as_posix():
                 return out["md5"]
-    raise PipelineError(f"{path}: not an output in dvc.lock of revision {revision[:7]}")
+    where = f"revision {revision[:7]}" if revision else "the workspace"
+    raise PipelineError(f"{path}: not an output in dvc.lock of {where}")
 
 
 def download(source: ModelSource, cached: Path) -> None:

@@ -7,17 +7,20 @@ experiment `wider` and pushes all of it; the tests read them from fresh clones o
 """
 
 import json
+import os
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from project import BIN, DVC, copy_project, output, run
+from project import BIN, DVC, ENV, copy_project, output, run
 from remote import TIMEOUT, aws_env, clone, lock_outputs, md5
 
 from mnist_pipeline import registry
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.web.launch import serving
 
 pytestmark = pytest.mark.e2e
 
@@ -196,3 +199,39 @@ def test_a_download_cut_short_leaves_nothing_and_the_next_one_completes(
     cached = registry.local_file(source)
     assert list(models.iterdir()) == [cached]
     assert md5(cached) == registry_origin.md5 == source.md5
+
+
+def test_the_web_server_serves_a_registered_model_and_an_experiment_then_starts_offline(
+    s3, registry_origin, tmp_path
+):
+    b = clone(registry_origin.origin, tmp_path / "b")
+    run(b, DVC, "exp", "pull", "origin", "wider", env=aws_env(s3), timeout=TIMEOUT)
+    env = {**os.environ, **ENV, **cache_env(s3, tmp_path / "cache")}
+    with serving("mnist-mlp#prod", "wider", cwd=b, env=env) as server:
+        first = served_models(server.url)
+    [prod, wider] = first
+    assert (prod["version"], prod["md5"]) == ("v1.0.0", registry_origin.md5)
+    assert (wider["version"], wider["md5"]) == (
+        wider["revision"][:8],
+        registry_origin.experiment_md5,
+    )
+    s3.stop()
+    try:
+        with serving("mnist-mlp#prod", "wider", cwd=b, env=env) as server:
+            assert served_models(server.url) == first  # from the user cache
+            instances = {"instances": [[0.0] * 784]}
+            request = urllib.request.Request(
+                f"{server.url}v1/models/mnist-mlp/versions/v1.0.0:predict",
+                data=json.dumps(instances).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=60) as response:
+                [prediction] = json.load(response)["predictions"]
+    finally:
+        s3.start()
+    assert len(prediction) == 10 and abs(sum(prediction) - 1) < 1e-5
+
+
+def served_models(url: str) -> list[dict]:
+    with urllib.request.urlopen(f"{url}api/health", timeout=60) as response:
+        return json.load(response)["models"]

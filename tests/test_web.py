@@ -26,36 +26,24 @@ from urllib.request import urlopen
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from glyphs import drawing, glyphs, png
+from PIL import Image
 
 from mnist_pipeline import paths
+from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.imaging import read_digit
 from mnist_pipeline.inference import classify, load_classifier
 from mnist_pipeline.web import app as web_app
 from mnist_pipeline.web import memory
 from mnist_pipeline.web.app import Limits, create_app
 from mnist_pipeline.web.launch import serving
-from mnist_pipeline.web.serve import build_parser, warn_if_reachable
+from mnist_pipeline.web.serve import build_parser, model_references, warn_if_reachable
 
 REPO = Path(__file__).resolve().parent.parent
 LIMITS = Limits(max_bytes=100_000, max_pixels=1_000_000)
 READING_FIELDS = {"digit", "probability", "runner_up", "runner_up_probability"}
 # TestClient's own default, http://testserver, is a name the server refuses (DNS rebinding).
 LOCAL = "http://127.0.0.1:8000"
-
-
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def drawing(digit: int, size: int, at: tuple[int, int]) -> bytes:
-    """A canvas-like PNG: a dark digit on white, 280x280, as the page sends it."""
-    canvas = Image.new("RGB", (280, 280), "white")
-    font = ImageFont.load_default(size=size)
-    ImageDraw.Draw(canvas).text(at, str(digit), fill="black", font=font, anchor="mm")
-    return png(canvas)
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -69,41 +57,8 @@ def png_claiming(width: int, height: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def glyph_model_file(tmp_path_factory):
-    """Dense(10, softmax) whose weights are the ten font digits as read_digit prepares them,
-    exported to LiteRT, as the train stage exports the pipeline's model.
-
-    Each output is the cosine of the input with one digit's picture, blurred so that a pixel's
-    shift does not matter (times 20, for a clear softmax): the font's digits, drawn at another
-    size and place, come out on top.
-    """
-    import keras
-
-    templates = np.stack(
-        [
-            Image.fromarray(read_digit(io.BytesIO(drawing(d, 200, (140, 140))), "template"))
-            .filter(ImageFilter.GaussianBlur(2.5))
-            .getdata()
-            for d in range(10)
-        ]
-    ).astype(np.float32)
-    weights = templates / np.linalg.norm(templates, axis=1, keepdims=True)
-    model = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(10, "softmax")])
-    model.set_weights([20 * weights.T, np.zeros(10, np.float32)])
-    path = tmp_path_factory.mktemp("glyphs") / "glyphs.tflite"
-    model.export(str(path), format="litert", verbose=False)
-    return path
-
-
-@pytest.fixture(scope="module")
-def glyph_model(glyph_model_file):
-    """The glyph classifier, read as the server reads its model (inference.load_classifier)."""
-    return load_classifier(glyph_model_file)
-
-
-@pytest.fixture(scope="module")
 def client(glyph_model):
-    with TestClient(create_app(glyph_model, "glyphs", LIMITS), base_url=LOCAL) as test_client:
+    with TestClient(create_app([glyphs(glyph_model)], LIMITS), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -121,12 +76,15 @@ def test_a_drawn_digit_is_read_through_predicts_own_code(client, glyph_model, di
     response = post_image(client, body)
 
     assert response.status_code == 200, response.text
-    reading = response.json()
-    assert set(reading) == READING_FIELDS | {"probabilities", "input"}
+    answer = response.json()
+    assert set(answer) == {"input", "readings"}
+    [reading] = answer["readings"]
+    assert set(reading) == READING_FIELDS | {"probabilities", "model"}
+    assert reading["model"]["label"] == "glyphs"
     assert reading["digit"] == digit
     # The picture and the probabilities are read_digit's and classify's on the same bytes.
     prepared = read_digit(io.BytesIO(body))
-    np.testing.assert_array_equal(np.array(reading["input"], dtype=np.uint8), prepared)
+    np.testing.assert_array_equal(np.array(answer["input"], dtype=np.uint8), prepared)
     expected = classify(glyph_model, [prepared])[0]
     assert reading["probabilities"] == [round(float(p), 6) for p in expected]
     assert reading["probability"] == round(float(expected[digit]), 6)
@@ -136,7 +94,10 @@ def test_a_drawn_digit_is_read_through_predicts_own_code(client, glyph_model, di
 def test_health(client):
     response = client.get("/api/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": "glyphs"}
+    assert response.json() == {
+        "status": "ok",
+        "models": [{"label": "glyphs", "name": "mnist-mlp", "version": "1", "accuracy": None}],
+    }
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -201,12 +162,12 @@ def test_a_body_without_content_length_is_capped_while_read(client):
 
 def test_the_server_keeps_reading_after_bad_input(glyph_model):
     # As uvicorn does: an error inside the app becomes a 500 response, not a raised exception.
-    app = create_app(glyph_model, "glyphs", LIMITS)
+    app = create_app([glyphs(glyph_model)], LIMITS)
     with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as c:
         for body in (b"junk", truncated_png(), b"", png_claiming(5000, 5000)):
             assert 400 <= post_image(c, body).status_code < 500
         response = post_image(c, drawing(3, size=150, at=(140, 140)))
-    assert response.status_code == 200 and response.json()["digit"] == 3
+    assert response.status_code == 200 and response.json()["readings"][0]["digit"] == 3
 
 
 def test_a_burst_is_read_at_most_limits_decoders_at_a_time_and_its_memory_given_back(
@@ -234,7 +195,7 @@ def test_a_burst_is_read_at_most_limits_decoders_at_a_time_and_its_memory_given_
     monkeypatch.setattr(
         memory, "give_back_free_memory", lambda: given_back_while_reading.append(reading)
     )
-    app = create_app(glyph_model, "glyphs", limits)
+    app = create_app([glyphs(glyph_model)], limits)
     with TestClient(app, base_url=LOCAL) as c, ThreadPoolExecutor(6) as clients:
         responses = list(clients.map(lambda _: post_image(c, A_ONE), range(6)))
     assert [response.status_code for response in responses] == [200] * 6
@@ -249,7 +210,7 @@ def test_at_most_as_many_pictures_are_read_at_once_as_there_are_cpus_by_default(
 
 def test_a_failure_inside_the_server_is_a_json_500_too(caplog):
     broken_model = object()  # not callable: classify fails as a bug would
-    app = create_app(broken_model, "broken", LIMITS)
+    app = create_app([glyphs(broken_model)], LIMITS)
     with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as c:
         response = post_image(c, drawing(3, size=150, at=(140, 140)))
     assert response.status_code == 500
@@ -381,7 +342,7 @@ def test_a_host_header_naming_another_host_is_refused(client, host, path):
     ],
 )
 def test_the_host_served_is_answered_too(glyph_model, served, host, answered):
-    with TestClient(create_app(glyph_model, "glyphs", LIMITS, host=served)) as c:
+    with TestClient(create_app([glyphs(glyph_model)], LIMITS, host=served)) as c:
         response = c.get("/api/health", headers={"Host": host})
     assert response.status_code == (200 if answered else 400)
 
@@ -403,11 +364,9 @@ def test_real_mnist_digits_get_the_same_answer_as_predict(tmp_path):
         files.append(tmp_path / f"{number}.png")
         picture.save(files[-1])
 
-    app = create_app(
-        load_classifier(REPO / paths.SERVING_MODEL_FILE), str(paths.SERVING_MODEL_FILE)
-    )
+    app = create_app([glyphs(load_classifier(REPO / paths.SERVING_MODEL_FILE))])
     with TestClient(app, base_url=LOCAL) as client:
-        answers = [post_image(client, file.read_bytes()).json() for file in files]
+        answers = [post_image(client, file.read_bytes()).json()["readings"][0] for file in files]
     command = [sys.executable, "-m", "mnist_pipeline.predict", "--json", *map(str, files)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -487,7 +446,16 @@ def run_web(*args: object) -> subprocess.CompletedProcess:
 
 def test_by_default_it_serves_the_pipelines_model_on_loopback():
     args = build_parser().parse_args([])
-    assert (args.host, args.port, args.model) == ("127.0.0.1", 8000, str(paths.SERVING_MODEL_FILE))
+    assert (args.host, args.port) == ("127.0.0.1", 8000)
+    assert model_references(args.model) == [str(paths.SERVING_MODEL_FILE)]
+
+
+def test_one_or_two_models_are_served_and_no_more():
+    for given in (["a"], ["a", "b"]):
+        args = build_parser().parse_args([option for name in given for option in ("--model", name)])
+        assert model_references(args.model) == given
+    with pytest.raises(PipelineError, match="--model: at most 2 models side by side, got 3"):
+        model_references(["a", "b", "c"])
 
 
 def test_no_trained_model_is_one_line_and_status_1(tmp_path):

@@ -3,11 +3,14 @@
 Drawn with the mouse, which Chromium delivers to the page as pointer events, as a person draws.
 """
 
+import contextlib
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from webpage import ONE, SEVEN, draw, shown_digit
+from webpage import ONE, SEVEN, draw, shown_digit, shown_digits
 
 from mnist_pipeline import paths
 from mnist_pipeline.web.launch import serving
@@ -26,9 +29,9 @@ def server():
         yield running
 
 
-@pytest.fixture
-def page(browser, server):
-    """A fresh page on the server; `page.outside` lists requests to anywhere else (refused)."""
+@contextlib.contextmanager
+def page_on(browser, server) -> Iterator[object]:
+    """A fresh page on `server`; `page.outside` lists requests to anywhere else (refused)."""
     context = browser.new_context()
     page = context.new_page()
     page.outside = []
@@ -48,8 +51,16 @@ def page(browser, server):
         lambda message: message.type == "error" and page.console_errors.append(message.text),
     )
     page.goto(server.url)
-    yield page
-    context.close()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    with page_on(browser, server) as page:
+        yield page
 
 
 def test_a_one_drawn_in_one_stroke_reads_1(page):
@@ -64,10 +75,10 @@ def test_a_seven_drawn_in_two_strokes_reads_7(page):
     draw(page, SEVEN[1:])
     assert shown_digit(page, strokes=2) == "7"
     # The answer in full: ten bars, the top one the digit's, and the picture the network saw.
-    bars = page.locator("#bars li")
+    bars = page.locator(".reading .bars li")
     assert bars.count() == 10
     assert bars.nth(7).get_attribute("class") == "top"
-    assert page.locator("#summary").inner_text().endswith("%)")
+    assert page.locator(".reading .summary").inner_text().endswith("%)")
     seen_ink = page.evaluate(
         "() => document.getElementById('seen').getContext('2d')"
         ".getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 === 0).reduce((a, b) => a + b)"
@@ -83,7 +94,7 @@ def test_clear_by_keyboard_empties_the_drawing_and_the_answer(page):
     assert page.evaluate("document.activeElement.id") == "clear"
     page.keyboard.press("Enter")
     assert page.locator("#result").get_attribute("data-strokes") == "0"
-    assert page.locator("#digit").inner_text() == ""
+    assert page.locator(".reading .digit").inner_text() == ""
     ink = page.evaluate(
         "() => { const pad = document.getElementById('pad');"
         " return pad.getContext('2d').getImageData(0, 0, pad.width, pad.height).data"
@@ -92,6 +103,22 @@ def test_clear_by_keyboard_empties_the_drawing_and_the_answer(page):
     assert ink == 0
     page.keyboard.press("Tab")  # then the result, for a screen reader to read out
     assert page.evaluate("document.activeElement.id") == "result"
-    assert page.locator("#answer").get_attribute("aria-live") == "polite"
+    assert page.locator(".reading .answer").get_attribute("aria-live") == "polite"
     draw(page, ONE)  # a fresh start: this is the first stroke again
     assert shown_digit(page, strokes=1) == "1"
+
+
+def test_two_models_read_each_drawing_side_by_side_each_named(browser):
+    # The LiteRT export and the Keras model it came from: two files, the same network.
+    exported, keras_model = REPO / paths.SERVING_MODEL_FILE, REPO / paths.MODEL_FILE
+    with serving(exported, keras_model) as server, page_on(browser, server) as page:
+        draw(page, SEVEN)
+        assert shown_digits(page, strokes=2) == ["7", "7"]
+        first, second = page.locator(".reading .model").all_inner_texts()
+        accuracy = json.loads((REPO / paths.METRICS_FILE).read_text())["test"]["accuracy"]
+        assert first.startswith(str(exported)) and first.endswith(
+            f": test accuracy {100 * accuracy:.1f}%"
+        )
+        assert second.startswith(str(keras_model)) and "accuracy" not in second
+        assert page.locator(".reading .bars li.top").count() == 2
+        assert page.outside == [] and page.console_errors == []

@@ -34,10 +34,16 @@ def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
         page.mouse.up()
 
 
-def shown_digit(page, strokes: int) -> str:
-    """The digit the page shows once its answer covers `strokes` strokes."""
+def shown_digits(page, strokes: int) -> list[str]:
+    """The digit each model's panel shows once the answer covers `strokes` strokes."""
     page.locator(f'#result[data-strokes="{strokes}"]').wait_for(timeout=ANSWER_TIMEOUT_MS)
-    return page.locator("#digit").inner_text()
+    return page.locator(".reading .digit").all_inner_texts()
+
+
+def shown_digit(page, strokes: int) -> str:
+    """The digit the page shows, with one model, once its answer covers `strokes` strokes."""
+    [digit] = shown_digits(page, strokes)
+    return digit
 
 
 def main() -> None:

@@ -1,9 +1,12 @@
-"""The FastAPI application: the page's static files and a JSON API around predict's own code.
+"""The FastAPI application: the page's static files and a JSON API around predict's own code,
+for one model or two side by side.
 
-POST /api/predict takes a picture (the page sends its canvas as a PNG) and answers with the
-reading (`predict --json`'s fields), the ten probabilities and the 28x28 picture the network saw.
-GET /api/health says the server is up. Every error is JSON, `{"error": "<one line>"}`. Only
-requests whose Host header names this server are answered (HostRule).
+POST /api/predict takes a picture (the page sends its canvas as a PNG) and answers with the 28x28
+picture the network saw (`input`) and each model's reading (`readings`: `predict --json`'s fields,
+the ten probabilities, and the model). GET /api/health says the server is up and names its models.
+TensorFlow Serving's REST API is served under /v1 (tf_serving.py). Every error is JSON,
+`{"error": "<one line>"}`. Only requests whose Host header names this server are answered
+(HostRule).
 """
 
 import io
@@ -12,11 +15,13 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
+import numpy as np
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -27,8 +32,10 @@ from starlette.responses import Response
 
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.imaging import DECODE_ERRORS, read_digit
-from mnist_pipeline.inference import Classifier, classify, top_two
-from mnist_pipeline.web import memory
+from mnist_pipeline.inference import top_two
+from mnist_pipeline.preprocessing import normalize_pixels
+from mnist_pipeline.web import memory, tf_serving
+from mnist_pipeline.web.served import ServedModel
 
 STATIC_DIR = Path(__file__).parent / "static"
 # How an upload is named in readings and errors ("upload: blank image: no digit found").
@@ -39,6 +46,8 @@ LOOPBACK_NAMES = ("127.0.0.1", "[::1]", "localhost")
 HOST_HEADER = re.compile(r"(?P<name>\[[^\]]*\]|[^:\[\]]*)(?::[0-9]*)?")
 
 log = logging.getLogger(__name__)
+
+Result = TypeVar("Result")
 
 # Nothing is fetched from elsewhere: the browser refuses anything but this server's own files.
 SECURITY_HEADERS = {
@@ -64,6 +73,9 @@ class Limits:
     max_bytes: int = 2_000_000
     max_pixels: int = 4_000_000
     decoders: int = os.cpu_count() or 1
+    # TensorFlow Serving's predict: digits per request, and the JSON that holds that many.
+    max_instances: int = 1000
+    max_json_bytes: int = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -128,13 +140,12 @@ def check_pixels(body: bytes, max_pixels: int) -> None:
 
 
 def create_app(
-    classifier: Classifier,
-    model_name: str,
+    models: Sequence[ServedModel],
     limits: Limits = Limits(),
     host: str = "127.0.0.1",
 ) -> FastAPI:
-    """The application around an already loaded classifier (inference.load_classifier), for a
-    server listening on `host` (`mnist-web --host`), whose names it answers to (HostRule)."""
+    """The application around already loaded models (web.served.serve), for a server listening
+    on `host` (`mnist-web --host`), whose names it answers to (HostRule)."""
     # No generated docs or schema: nothing but the page's own files and its API is served.
     app = FastAPI(title="MNIST digit reader", docs_url=None, redoc_url=None, openapi_url=None)
     hosts = HostRule.serving(host)
@@ -142,10 +153,14 @@ def create_app(
     # Under its own mount, a wrong method on an API route is that route's 405, naming the right
     # ones; otherwise the page's mount at "/", which matches every path, would answer it.
     api = APIRouter()
-    # A model is not promised to be safe to call from several threads at once
-    # (tensorflow/tensorflow#61298): requests are read in parallel, classified one at a time.
-    model_lock = threading.Lock()
-    in_flight = 0  # uploads being read or waiting for a decoder
+    # A model is not promised to be safe to call from several threads at once (LiteRT's
+    # interpreter holds its tensors): requests are read in parallel, each model called by one.
+    locks = {id(model): threading.Lock() for model in models}
+    in_flight = 0  # requests being read or waiting for a decoder
+
+    def classify_with(model: ServedModel, pixels: np.ndarray) -> np.ndarray:
+        with locks[id(model)]:
+            return model.classifier(pixels)
 
     def read_upload(body: bytes) -> dict[str, object]:
         check_pixels(body, limits.max_pixels)
@@ -153,13 +168,33 @@ def create_app(
             digit = read_digit(io.BytesIO(body), name=UPLOAD_NAME)
         except PipelineError as error:
             raise HTTPException(422, str(error)) from None
-        with model_lock:
-            probabilities = classify(classifier, [digit])[0]
-        return {
-            **top_two(probabilities).as_dict(),
-            "probabilities": [round(float(p), 6) for p in probabilities],
-            "input": digit.tolist(),
-        }
+        pixels = normalize_pixels(digit[np.newaxis])
+        readings = []
+        for model in models:
+            probabilities = classify_with(model, pixels)[0]
+            readings.append(
+                {
+                    "model": model.describe(),
+                    **top_two(probabilities).as_dict(),
+                    "probabilities": [round(float(p), 6) for p in probabilities],
+                }
+            )
+        return {"input": digit.tolist(), "readings": readings}
+
+    async def in_a_worker(work: Callable[..., Result], *args: object) -> Result:
+        """Run `work` in one of `decoders` threads: a burst waits here, holding only its
+        requests; once none is left, the memory it used goes back to the system."""
+        nonlocal in_flight
+        in_flight += 1
+        try:
+            return await anyio.to_thread.run_sync(work, *args, limiter=decoders)
+        finally:
+            in_flight -= 1
+            if not in_flight:
+                memory.give_back_free_memory()
+
+    async def run_model(model: ServedModel, pixels: np.ndarray) -> np.ndarray:
+        return await in_a_worker(classify_with, model, pixels)
 
     @app.exception_handler(StarletteHTTPException)
     async def error_as_json(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -202,37 +237,40 @@ def create_app(
         return response
 
     @api.api_route("/health", methods=["GET", "HEAD"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "model": model_name}
+    async def health() -> dict[str, object]:
+        return {"status": "ok", "models": [model.describe() for model in models]}
 
     @api.post("/predict")
     async def predict_upload(request: Request) -> dict[str, object]:
-        nonlocal in_flight
         content_type = request.headers.get("content-type", "")
         if not content_type.split(";")[0].strip().lower().startswith("image/"):
             raise HTTPException(
                 415, f"expected an image (Content-Type image/png), got {content_type or 'none'}"
             )
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limits.max_bytes:
-            raise HTTPException(413, f"image too large: over {limits.max_bytes:,} bytes")
-        # Read in chunks and stop at the limit: a body without Content-Length is capped too.
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limits.max_bytes:
-                raise HTTPException(413, f"image too large: over {limits.max_bytes:,} bytes")
+        body = await read_body(request, limits.max_bytes, "image")
         if not body:
             raise HTTPException(400, "empty request: send the drawing as a PNG image")
-        in_flight += 1
-        try:
-            # A burst waits here, holding only its bodies, for one of `decoders` threads.
-            return await anyio.to_thread.run_sync(read_upload, bytes(body), limiter=decoders)
-        finally:
-            in_flight -= 1
-            if not in_flight:  # the burst, if any, is over: its pixels go back to the system
-                memory.give_back_free_memory()
+        return await in_a_worker(read_upload, body)
 
     app.mount("/api", api, name="api")
+    serving_api = tf_serving.router(
+        models, run_model, read_body, limits.max_json_bytes, limits.max_instances
+    )
+    app.mount("/v1", serving_api, name="tf-serving")
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")
     return app
+
+
+async def read_body(request: Request, max_bytes: int, what: str) -> bytes:
+    """The request's body, or a 413 once it is over `max_bytes` (`what`: an image, JSON), told
+    by its Content-Length or, without one, while it is read in chunks."""
+    too_large = HTTPException(413, f"{what} too large: over {max_bytes:,} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_large
+    return bytes(body)

@@ -27,11 +27,22 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(model: Path, start_timeout: float = 180) -> Iterator[Server]:
-    """Start the server for `model` on 127.0.0.1, yield it once it listens, then stop it."""
-    command = [sys.executable, "-m", "mnist_pipeline.web", "--port=0", f"--model={model.resolve()}"]
+def serving(
+    *models: Path | str,
+    cwd: Path = PACKAGE_PARENT,
+    env: dict[str, str] | None = None,
+    start_timeout: float = 180,
+) -> Iterator[Server]:
+    """Start the server on 127.0.0.1 for `models` (files, or references as --model takes them,
+    resolved in `cwd`), yield it once it listens, then stop it."""
+    options = [f"--model={m.resolve() if isinstance(m, Path) else m}" for m in models]
     process = subprocess.Popen(
-        command, cwd=PACKAGE_PARENT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        [sys.executable, "-m", "mnist_pipeline.web", "--port=0", *options],
+        cwd=cwd,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
     )
     urls: queue.Queue[str | None] = queue.Queue()
     log: list[str] = []

@@ -1,7 +1,9 @@
 """Serve the page to draw a digit on, for the trained model, on this machine only by default.
 
 Open the printed address in a browser, draw a digit, and see what the network reads after each
-stroke: the digit, the probability of each of the ten, and the 28x28 picture it was given.
+stroke: the digit, the probability of each of the ten, and the 28x28 picture it was given. Give
+--model twice to see two models' readings side by side. The same server answers TensorFlow
+Serving's REST API under /v1 (docs/web.md).
 """
 
 import argparse
@@ -11,39 +13,53 @@ import socket
 
 import numpy as np
 
-from mnist_pipeline import cli, registry
-from mnist_pipeline.imaging import FIELD_SIZE
+from mnist_pipeline import cli, paths, registry
+from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.net import listen, port_number, url_of
+from mnist_pipeline.preprocessing import INPUT_SIZE
 from mnist_pipeline.web import memory
 
 PROG = "mnist-web"
 DEFAULT_HOST = "127.0.0.1"  # loopback: the page is for the person at this machine
 DEFAULT_PORT = 8000
+MAX_MODELS = 2  # side by side on the page
 
 log = logging.getLogger(__name__)
 
 
+def model_references(given: list[str] | None) -> list[str]:
+    """The models --model names (given once or twice), or the pipeline's by default."""
+    if given and len(given) > MAX_MODELS:
+        raise PipelineError(f"--model: at most {MAX_MODELS} models side by side, got {len(given)}")
+    return given or [str(paths.SERVING_MODEL_FILE)]
+
+
 def main(args: argparse.Namespace) -> int:
-    # The cheap checks first: a missing model or a taken port is told before the model loads.
-    source = registry.resolve(args.model, cli.MISSING_MODEL_HINT)
+    references = model_references(args.model)
+    # The cheap checks first: a missing model or a taken port is told before any model loads.
+    sources = [registry.resolve(reference, cli.MISSING_MODEL_HINT) for reference in references]
+    if len({source.md5 for source in sources}) < len(sources):
+        raise PipelineError("--model: the same model twice; name two different ones")
     sock = listen(args.host, args.port)
     warn_if_reachable(sock, args.host)
     memory.use_one_arena()  # before any thread allocates
 
     import uvicorn
 
-    from mnist_pipeline.inference import classify, load_classifier
     from mnist_pipeline.web.app import create_app
+    from mnist_pipeline.web.served import serve
 
-    classifier = load_classifier(registry.local_file(source))  # once, for every request
-    # One classification up front, so the first drawing does not wait for the model's set-up.
-    classify(classifier, [np.zeros((FIELD_SIZE, FIELD_SIZE), dtype=np.uint8)])
-    app = create_app(classifier, model_name=source.label(), host=args.host)
+    models = [serve(source) for source in sources]  # loaded once, for every request
+    # One classification up front, so the first drawing does not wait for the models' set-up.
+    for model in models:
+        model.classifier(np.zeros((1, INPUT_SIZE), dtype=np.float32))
+    app = create_app(models, host=args.host)
     # log_config=None: uvicorn's messages go through this command's logging setup (cli.run),
     # its INFO lines too (the start, a line per request), as a web server's log has them.
     logging.getLogger("uvicorn").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, server_header=False))
-    log.info("serving %s for %s; Ctrl-C stops", url_of(sock), source.label())
+    labels = " and ".join(model.label for model in models)
+    log.info("serving %s for %s; Ctrl-C stops", url_of(sock), labels)
     server.run(sockets=[sock])
     return 0
 
@@ -71,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_PORT,
         help=f"port to listen on (default: {DEFAULT_PORT}; 0: any free port)",
     )
-    cli.add_model_option(parser)
+    cli.add_model_option(parser, repeatable=True)
     return parser
 
 

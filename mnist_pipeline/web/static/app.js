@@ -1,5 +1,6 @@
 // Draw on the canvas with pointer events (mouse, pen or finger); after each stroke send the
-// canvas as a PNG to /api/predict and show the answer. Only the latest drawing's answer is shown.
+// canvas as a PNG to /api/predict and show each model's answer (one, or two side by side). Only
+// the latest drawing's answer is shown.
 "use strict";
 
 const INK_WIDTH = 18; // px on the 280 px canvas: about MNIST's stroke width for a full-size digit
@@ -7,29 +8,48 @@ const INK_WIDTH = 18; // px on the 280 px canvas: about MNIST's stroke width for
 const pad = document.getElementById("pad");
 const pen = pad.getContext("2d");
 const result = document.getElementById("result");
-const answer = document.getElementById("answer");
-const digitText = document.getElementById("digit");
-const summary = document.getElementById("summary");
 const seen = document.getElementById("seen").getContext("2d");
-const bars = document.getElementById("bars");
+let panels = []; // one per model the server reads with, in its order
 
 let strokes = 0; // strokes on the canvas since it was last cleared
 let activePointer = null; // the pointer drawing the current stroke, if any
 let lastPoint = null;
 let latestRequest = 0; // answers to older requests (or from before a Clear) are dropped
 
-const barRows = Array.from({ length: 10 }, (_, digit) => {
-  const row = document.createElement("li");
-  row.innerHTML =
-    `<span class="label"><span class="visually-hidden">digit </span>${digit}</span>` +
-    '<span class="bar" aria-hidden="true"><span class="fill"></span></span>' +
-    '<span class="value">0.0%</span>';
-  bars.append(row);
-  return row;
-});
-
 function percent(probability) {
   return `${(100 * probability).toFixed(1)}%`;
+}
+
+// A reading's panel: its model, its answer and ten bars, from the page's template.
+function makePanel(model, index) {
+  const panel = document.getElementById("reading").content.firstElementChild.cloneNode(true);
+  const heading = panel.querySelector(".model");
+  heading.id = `model-${index}`;
+  heading.textContent =
+    model.accuracy === null
+      ? model.label
+      : `${model.label}: test accuracy ${percent(model.accuracy)}`;
+  panel.setAttribute("aria-labelledby", heading.id);
+  const barsHeading = panel.querySelector(".bars-heading");
+  barsHeading.id = `bars-heading-${index}`;
+  const bars = panel.querySelector(".bars");
+  bars.setAttribute("aria-labelledby", barsHeading.id);
+  const rows = Array.from({ length: 10 }, (_, digit) => {
+    const row = document.createElement("li");
+    row.innerHTML =
+      `<span class="label"><span class="visually-hidden">digit </span>${digit}</span>` +
+      '<span class="bar" aria-hidden="true"><span class="fill"></span></span>' +
+      '<span class="value">0.0%</span>';
+    bars.append(row);
+    return row;
+  });
+  document.getElementById("readings").append(panel);
+  return {
+    answer: panel.querySelector(".answer"),
+    digit: panel.querySelector(".digit"),
+    summary: panel.querySelector(".summary"),
+    rows,
+  };
 }
 
 function clearDrawing() {
@@ -38,11 +58,15 @@ function clearDrawing() {
   strokes = 0;
   latestRequest += 1;
   seen.clearRect(0, 0, 28, 28);
-  showBars(new Array(10).fill(0), null);
-  answer.classList.remove("error");
-  digitText.textContent = "";
-  summary.textContent = "Nothing drawn yet.";
+  panels.forEach(emptyPanel);
   result.dataset.strokes = "0";
+}
+
+function emptyPanel(panel) {
+  showBars(panel, new Array(10).fill(0), null);
+  panel.answer.classList.remove("error");
+  panel.digit.textContent = "";
+  panel.summary.textContent = "Nothing drawn yet.";
 }
 
 function canvasPoint(event) {
@@ -91,9 +115,9 @@ function endStroke(event) {
 pad.addEventListener("pointerup", endStroke);
 pad.addEventListener("pointercancel", endStroke);
 
-function showBars(probabilities, top) {
+function showBars(panel, probabilities, top) {
   probabilities.forEach((probability, digit) => {
-    const row = barRows[digit];
+    const row = panel.rows[digit];
     row.classList.toggle("top", digit === top);
     row.querySelector(".fill").style.width = percent(probability);
     row.querySelector(".value").textContent = percent(probability);
@@ -108,20 +132,25 @@ function showInput(pixels) {
   seen.putImageData(image, 0, 0);
 }
 
-function showReading(reading) {
-  answer.classList.remove("error");
-  digitText.textContent = String(reading.digit);
-  summary.textContent =
-    `${percent(reading.probability)} sure; ` +
-    `runner-up ${reading.runner_up} (${percent(reading.runner_up_probability)})`;
-  showBars(reading.probabilities, reading.digit);
-  showInput(reading.input);
+function showReadings(answer) {
+  answer.readings.forEach((reading, index) => {
+    const panel = panels[index];
+    panel.answer.classList.remove("error");
+    panel.digit.textContent = String(reading.digit);
+    panel.summary.textContent =
+      `${percent(reading.probability)} sure; ` +
+      `runner-up ${reading.runner_up} (${percent(reading.runner_up_probability)})`;
+    showBars(panel, reading.probabilities, reading.digit);
+  });
+  showInput(answer.input);
 }
 
 function showError(message) {
-  answer.classList.add("error");
-  digitText.textContent = "?";
-  summary.textContent = `Could not read the drawing: ${message}`;
+  for (const panel of panels) {
+    panel.answer.classList.add("error");
+    panel.digit.textContent = "?";
+    panel.summary.textContent = `Could not read the drawing: ${message}`;
+  }
 }
 
 async function readDrawing(strokeCount) {
@@ -141,11 +170,20 @@ async function readDrawing(strokeCount) {
   } catch (error) {
     failure = `the server did not answer (${error.message})`;
   }
+  await panelsMade;
   if (request !== latestRequest) return; // the drawing has changed since
-  if (reading) showReading(reading);
+  if (reading) showReadings(reading);
   else showError(failure);
   result.dataset.strokes = String(strokeCount); // the answer shown is for this many strokes
 }
 
 document.getElementById("clear").addEventListener("click", clearDrawing);
 clearDrawing();
+
+// A panel for each model the server reads with; answers wait for them.
+const panelsMade = fetch("api/health")
+  .then((response) => response.json())
+  .then((health) => {
+    panels = health.models.map(makePanel);
+    panels.forEach(emptyPanel);
+  });
