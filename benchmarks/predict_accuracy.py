@@ -27,6 +27,35 @@ KINDS = {
 }
 
 
+def mnist_test_digits(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `count` MNIST test digits (uint8, 28x28) and their labels, from data/raw/."""
+    return (
+        load_array(paths.RAW_DIR / "x_test.npy")[:count],
+        load_array(paths.RAW_DIR / "y_test.npy")[:count],
+    )
+
+
+def read_originals(model: Path, digits: np.ndarray) -> np.ndarray:
+    """The digit `model` reads in each 28x28 original."""
+    return classify(load_classifier(model), list(digits)).argmax(axis=1)
+
+
+def render(digits: np.ndarray, kind: str, seed: int, folder: Path) -> list[Path]:
+    """Each digit as a picture of `kind` (a key of KINDS), saved as a JPEG file in `folder`."""
+    rng = np.random.default_rng(seed)
+    files = []
+    for number, digit in enumerate(digits):
+        files.append(folder / f"{number:05}.jpg")
+        files[-1].write_bytes(KINDS[kind](digit, rng, number))
+    return files
+
+
+def read_pictures(files: list[Path], model: Path) -> np.ndarray:
+    """The digit `predict` reads with `model` in each file, as a user's files are read; -1 where
+    it finds no digit."""
+    return np.array([-1 if isinstance(r, str) else r.digit for r in predict(files, model)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000, help="test digits (default 1000)")
@@ -34,21 +63,16 @@ def main() -> None:
     args = parser.parse_args()
     if not paths.SERVING_MODEL_FILE.is_file():
         sys.exit("predict_accuracy: no models/model.tflite; run `dvc repro` first")
-    digits = load_array(paths.RAW_DIR / "x_test.npy")[: args.count]
-    labels = load_array(paths.RAW_DIR / "y_test.npy")[: args.count]
-    on_originals = classify(load_classifier(paths.SERVING_MODEL_FILE), list(digits)).argmax(axis=1)
+    digits, labels = mnist_test_digits(args.count)
+    on_originals = read_originals(paths.SERVING_MODEL_FILE, digits)
     print(f"{len(digits)} MNIST test digits; the model reads {np.mean(on_originals == labels):.1%}"
           " of the 28x28 originals right")  # fmt: skip
 
-    for kind, render in KINDS.items():
-        rng = np.random.default_rng(args.seed)
+    for kind in KINDS:
         with tempfile.TemporaryDirectory() as folder:
-            files = []
-            for number, digit in enumerate(digits):
-                files.append(Path(folder) / f"{number:05}.jpg")
-                files[-1].write_bytes(render(digit, rng, number))
-            readings = predict(files, paths.SERVING_MODEL_FILE)
-        read = np.array([-1 if isinstance(r, str) else r.digit for r in readings])
+            read = read_pictures(
+                render(digits, kind, args.seed, Path(folder)), paths.SERVING_MODEL_FILE
+            )
         print(
             f"{kind:<20} agrees with the original {np.mean(read == on_originals):6.1%}, "
             f"true digit {np.mean(read == labels):6.1%}, unreadable {np.mean(read == -1):5.1%}"

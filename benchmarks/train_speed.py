@@ -28,22 +28,25 @@ PROGRAMS = {
 }
 
 
-def measure(command: list[str]) -> tuple[float, float]:
-    """Run `command` to completion; return its wall seconds and peak resident memory in MiB.
+def measure(
+    command: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> tuple[float, float]:
+    """Run `command` in `cwd` (with `env` added to the environment) to completion; return its
+    wall seconds and peak resident memory in MiB.
 
     Peak memory is that of the largest process in the tree (the child or one it waited for):
     for `dvc repro` that is the stage's Python process.
     """
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     start = time.perf_counter()
     process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, not by Popen
     if process.returncode != 0:
-        sys.exit(f"train_speed: {' '.join(command)} failed")
+        sys.exit(f"{' '.join(command)} failed in {cwd}")
     return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 

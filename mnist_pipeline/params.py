@@ -9,22 +9,36 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from ruamel.yaml import YAML, YAMLError
 
+from mnist_pipeline.dataset import IMAGE_SHAPE
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.paths import PARAMS_FILE
 
 SourceName = Literal["keras", "pypi", "local"]
 Activation = Literal["relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish"]
 Optimizer = Literal["rmsprop", "adam", "adamw", "nadam", "sgd"]
+ModelKind = Literal["dense", "convnet"]
 
 
-class Section(BaseModel):
+class Group(BaseModel):
+    """Keys validated together: a section of params.yaml, or a group of keys within one."""
+
     # strict: `epochs: "5"` or `epochs: 5.0` is an error, not a silent conversion;
     # extra="forbid": a typo such as `train.epoch` is an error, not an ignored key;
     # allow_inf_nan=False: `.nan` or `.inf` is "must be a finite number", not a range error.
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Section(Group):
     name: ClassVar[str]  # its key in params.yaml
 
 
@@ -63,8 +77,8 @@ class FetchParams(Section):
         return sources
 
 
-class ModelParams(Section):
-    name = "model"
+class DenseParams(Group):
+    """model.dense: the Keras tutorial's network, Dense layers on the flat pixels."""
 
     hidden_units: list[Annotated[int, Field(gt=0, le=65536)]] = Field(
         default=[512],
@@ -72,6 +86,87 @@ class ModelParams(Section):
         description="Width of each hidden Dense layer, input side first",
     )
     activation: Activation = Field(default="relu", description="Activation of the hidden layers")
+
+
+class ConvnetParams(Group):
+    """model.convnet: keras-io's MNIST convnet, blocks of a convolution and a max pooling."""
+
+    # Before filters, whose check reads them.
+    kernel_size: int = Field(
+        default=3,
+        gt=0,
+        le=IMAGE_SHAPE[0],
+        description="Side of each convolution's square window, in pixels",
+    )
+    pool_size: int = Field(
+        default=2,
+        gt=0,
+        le=IMAGE_SHAPE[0],
+        description="Side of each max pooling's square window (and its stride); 1 pools nothing",
+    )
+    filters: list[Annotated[int, Field(gt=0, le=1024)]] = Field(
+        default=[32, 64],
+        min_length=1,
+        description="Filters of each block's convolution, input side first: one block per entry",
+    )
+    dropout: float = Field(
+        default=0.5,
+        ge=0,
+        lt=1,
+        description="Fraction of the flattened features dropped at each training step",
+    )
+    activation: Activation = Field(default="relu", description="Activation of the convolutions")
+
+    @field_validator("filters")
+    @classmethod
+    def _fit_the_image(cls, filters: list[int], info: ValidationInfo) -> list[int]:
+        # Keras would refuse a block left too few pixels only once TensorFlow has loaded.
+        kernel, pool = info.data.get("kernel_size"), info.data.get("pool_size")
+        if kernel is None or pool is None:  # invalid, and reported as such
+            return filters
+        problem = first_unfit_block(len(filters), kernel, pool)
+        if problem:
+            raise ValueError(
+                f"asks for more blocks than a {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} image allows: "
+                f"{problem}"
+            )
+        return filters
+
+
+def first_unfit_block(blocks: int, kernel: int, pool: int) -> str | None:
+    """Which of `blocks` convnet blocks gets too few pixels for its kernel x kernel convolution
+    then pool x pool max pooling, both unpadded as keras-io's, and why; None if all fit."""
+    side = IMAGE_SHAPE[0]
+    for block in range(1, blocks + 1):
+        convolved = side - kernel + 1
+        if convolved < 1:
+            return (
+                f"block {block} gets {side}x{side} pixels, fewer than its {kernel}x{kernel} "
+                "convolution needs"
+            )
+        if convolved < pool:
+            return (
+                f"block {block}'s convolution leaves {convolved}x{convolved} pixels, fewer than "
+                f"its {pool}x{pool} pooling needs"
+            )
+        side = convolved // pool
+    return None
+
+
+class ModelParams(Section):
+    name = "model"
+
+    # Each kind's keys in a group of their own, all in params.yaml at once: `kind` alone switches
+    # families, and a key set for one family is never read as the other's.
+    kind: ModelKind = Field(
+        default="dense", description="Network family: `dense` (the tutorial's) or `convnet`"
+    )
+    dense: DenseParams = Field(
+        default_factory=DenseParams, description="The Dense network's keys, read if kind is dense"
+    )
+    convnet: ConvnetParams = Field(
+        default_factory=ConvnetParams, description="The convnet's keys, read if kind is convnet"
+    )
 
 
 class TrainParams(Section):
@@ -173,6 +268,7 @@ TYPE_MESSAGES = {
     "too_short": "must not be empty",
     "string_too_short": "must not be empty",
     "finite_number": "must be a finite number",
+    "model_type": "must be a mapping of keys",  # a group such as model.dense
 }
 
 
@@ -185,9 +281,28 @@ def describe_error(error: ValidationError, section: str, path: Path) -> str:
     if first["type"] == "missing":
         return f"{path}: {key} is missing"
     if first["type"] == "extra_forbidden":
-        known = ", ".join(SECTIONS[section].model_fields)
-        return f"{path}: {key} is not a known parameter (known keys of {section}: {known})"
+        groups = groups_within(SECTIONS[section], section)
+        parent = section + "".join(f".{part}" for part in first["loc"][:-1])
+        known = f"(known keys of {parent}: {', '.join(groups[parent].model_fields)})"
+        # A key of another group (or of model before it had groups) is most likely misplaced.
+        owners = [name for name, group in groups.items() if first["loc"][-1] in group.model_fields]
+        if owners:
+            return (
+                f"{path}: {key} is a key of {' and '.join(owners)}, not of {parent} {known}, "
+                f"got {first['input']!r}"
+            )
+        return f"{path}: {key} is not a known parameter {known}"
     message = TYPE_MESSAGES.get(first["type"]) or (
         first["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
     )
     return f"{path}: {key} {message}, got {first['input']!r}"
+
+
+def groups_within(group: type[Group], key: str) -> dict[str, type[Group]]:
+    """`group` (at `key`) and every group nested in it, by key: `{"model": ModelParams,
+    "model.dense": DenseParams, ...}`."""
+    found: dict[str, type[Group]] = {key: group}
+    for name, field in group.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, Group):
+            found.update(groups_within(field.annotation, f"{key}.{name}"))
+    return found

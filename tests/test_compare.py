@@ -77,7 +77,7 @@ def test_two_experiments_compared_from_their_committed_predictions(reproduced_pr
     repo = reproduced_project
     tables = {}
     for name, units in (("narrow", "[4]"), ("wide", "[64]")):
-        run(repo, DVC, "exp", "run", "-n", name, "-S", f"model.hidden_units={units}")
+        run(repo, DVC, "exp", "run", "-n", name, "-S", f"model.dense.hidden_units={units}")
         shutil.copy(repo / "reports/evaluate/predictions.csv", tmp_path / f"{name}.csv")
         tables[name] = pd.read_csv(tmp_path / f"{name}.csv")
     command = [sys.executable, "-m", "mnist_pipeline.compare"]

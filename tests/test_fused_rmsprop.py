@@ -6,7 +6,7 @@ import pytest
 
 from mnist_pipeline.fused_rmsprop import FusedRMSprop, as_keras_rmsprop
 from mnist_pipeline.model import build_model
-from mnist_pipeline.params import ModelParams
+from mnist_pipeline.params import DenseParams, ModelParams
 from mnist_pipeline.preprocessing import prepare
 
 
@@ -18,7 +18,7 @@ def test_fused_rmsprop_follows_keras_rmsprop(tiny_mnist):
         keras.optimizers.RMSprop(learning_rate=0.01),
     ):
         keras.utils.set_random_seed(3)
-        model = build_model(ModelParams(hidden_units=[32]))
+        model = build_model(ModelParams(dense=DenseParams(hidden_units=[32])))
         initial.append(model.get_weights())
         model.compile(optimizer=optimizer, loss="categorical_crossentropy")
         model.fit(
@@ -34,7 +34,7 @@ def test_fused_rmsprop_follows_keras_rmsprop(tiny_mnist):
 def test_stock_optimizer_carries_the_fused_state_over(tiny_mnist):
     data = prepare(tiny_mnist)
     keras.utils.set_random_seed(4)
-    model = build_model(ModelParams(hidden_units=[16]))
+    model = build_model(ModelParams(dense=DenseParams(hidden_units=[16])))
     model.compile(
         optimizer=FusedRMSprop(learning_rate=0.01, rho=0.8),
         loss="categorical_crossentropy",
@@ -67,7 +67,7 @@ def test_what_it_does_not_implement_is_refused(option):
 
 
 def test_its_state_is_keras_rmsprops_variable_for_variable():
-    model = build_model(ModelParams(hidden_units=[8]))
+    model = build_model(ModelParams(dense=DenseParams(hidden_units=[8])))
     optimizers = [FusedRMSprop(name="optimizer"), keras.optimizers.RMSprop(name="optimizer")]
     for optimizer in optimizers:
         optimizer.build(model.trainable_variables)

@@ -25,20 +25,25 @@ def models(tmp_path_factory, tiny_mnist):
     import keras
 
     from mnist_pipeline.model import build_model, export_for_serving, save_model
-    from mnist_pipeline.params import ModelParams, TrainParams
+    from mnist_pipeline.params import DenseParams, ModelParams, TrainParams
     from mnist_pipeline.preprocessing import prepare
     from mnist_pipeline.training import train_model
 
     folder = tmp_path_factory.mktemp("models")
     data = prepare(tiny_mnist)
     model, _ = train_model(
-        data["x_train"], data["y_train"], ModelParams(hidden_units=[16]), TrainParams(epochs=2)
+        data["x_train"],
+        data["y_train"],
+        ModelParams(dense=DenseParams(hidden_units=[16])),
+        TrainParams(epochs=2),
     )
     save_model(model, folder / "model.keras")
     export_for_serving(model, folder / "model.tflite", data["x_train"])
     other = keras.Sequential([keras.Input(shape=(5,)), keras.layers.Dense(3, name="three")])
     other.export(str(folder / "other.tflite"), format="litert", verbose=False)
-    save_model(build_model(ModelParams(hidden_units=[4])), folder / "untrained.keras")
+    save_model(
+        build_model(ModelParams(dense=DenseParams(hidden_units=[4]))), folder / "untrained.keras"
+    )
     other.save(folder / "other.keras")
     return folder, model, data["x_test"]
 

