@@ -63,11 +63,10 @@ SECURITY_HEADERS = {
 @dataclass(frozen=True)
 class Limits:
     """The largest upload accepted (the page's canvas PNG is some 10 KB of 280x280 pixels), and
-    how many uploads are decoded and classified at once; the others wait their turn.
+    how many requests are decoded and classified at once; the others wait their turn.
 
-    Decoding is CPU work (Pillow lets go of the GIL for it): more pictures at once than CPUs
-    read none faster, while each holds its decoded pixels, some 25 MB for 2000x2000; 16 clients
-    sending those took the server past 790 MiB when each had a thread to itself.
+    Decoding is CPU work (Pillow lets go of the GIL for it): more pictures at once than CPUs read
+    none faster, while each holds its decoded pixels (docs/web.md: what a burst costs).
     """
 
     max_bytes: int = 2_000_000

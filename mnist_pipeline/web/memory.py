@@ -1,19 +1,12 @@
 """How the web server gives the memory of a burst of large pictures back to the system (glibc).
 
 Once a large block has been freed, glibc's malloc serves blocks that size from its arenas rather
-than mapping them afresh (its mmap threshold rises to the size of each large block freed, up to
-32 MiB: python-pillow/Pillow#2738), and what is freed there stays. malloc_trim gives it back,
-but not the top of the heap of the arena glibc gives each thread (up to 8 per CPU), which is where
-a picture's freed pixels lie; only the main arena's (amule-org/amule#1095 found the same). So the
-server's threads share the main arena (use_one_arena) and it is trimmed once no picture is being
-read (give_back_free_memory). The threads that read pictures spend their time in Pillow's and
-LiteRT's C code, not in malloc, so sharing one arena costs them little.
-
-Measured with benchmarks/web_memory.py (16 clients sending a 2000x2000 PNG for 15 s; the server
-idle at 74 MiB): 163 MiB held 5 s after the burst with neither, 142 MiB with the trim alone,
-81 MiB with both, for 0.08 s of server CPU per picture against 0.06 s. Pinning the mmap threshold
-instead, which maps and zeroes every large block afresh, held 85 MiB for 0.12 s per picture.
-With another C library, both functions do nothing.
+than mapping them afresh (python-pillow/Pillow#2738), and what is freed there stays. malloc_trim
+gives it back, but not from the top of the heap of the arena glibc gives each thread, which is
+where a picture's freed pixels lie (amule-org/amule#1095). So the server's threads share the main
+arena (use_one_arena), trimmed once no picture is being read (give_back_free_memory): the threads
+spend their time in Pillow's and LiteRT's C code, not in malloc. docs/web.md has the figures
+(benchmarks/web_memory.py). With another C library, both functions do nothing.
 """
 
 import ctypes
