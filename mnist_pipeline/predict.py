@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_pipeline import cli, registry
-from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.errors import PipelineError, one_line
 from mnist_pipeline.files import check_model_file
 from mnist_pipeline.imaging import read_digit
 from mnist_pipeline.inference import Reading, classify, load_classifier, top_two
@@ -41,9 +41,7 @@ def prepare(file: Path) -> np.ndarray | str:
         message = str(error)
     except Exception as error:
         log.debug("%s: reading failed", file, exc_info=True)  # the traceback, with --verbose
-        detail = " ".join(str(error).split())
-        reason = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
-        message = f"{file}: cannot read: {reason}"
+        message = f"{file}: cannot read: {one_line(error)}"
     else:
         log.debug("%s: prepared as a 28x28 digit", file)
         return digit

@@ -16,7 +16,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from mnist_pipeline import paths
-from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.errors import PipelineError, one_line
 from mnist_pipeline.files import atomic_file, check_model_file, md5_of_file
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ def resolve(reference: str, hint: str) -> ModelSource:
     if file.is_file() or file.suffix in MODEL_SUFFIXES or "/" in reference:
         check_model_file(file, hint)
         return ModelSource(reference, file, md5_of_file(file))
+    check_project(reference)
     name, _, version = reference.partition("@")
     name, _, stage = name.partition("#")
     if version or stage:
@@ -68,17 +69,36 @@ def resolve(reference: str, hint: str) -> ModelSource:
     return ModelSource(reference, path, locked_md5(revision, path), version, revision)
 
 
+def check_project(reference: str) -> None:
+    """Raise PipelineError unless the current folder is in a DVC project to look `reference` up
+    in."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        Repo.find_root()
+    except NotDvcRepoError:
+        raise PipelineError(
+            f"{reference}: no such model file, and no DVC project here to look it up in "
+            f"(looked in {Path.cwd()}): run in the project, or name a model file"
+        ) from None
+
+
 def committed_accuracy(source: ModelSource) -> float | None:
     """The test accuracy committed with the model (reports/metrics.json beside its dvc.lock):
     of its revision, or of the workspace when it is the workspace's model as dvc.lock names it;
     None for any other file."""
-    import dvc.api
-
     if source.revision is not None:
+        import dvc.api
+
         metrics = dvc.api.read(str(paths.METRICS_FILE), rev=source.revision)
-    elif source.path.resolve() == paths.SERVING_MODEL_FILE.resolve():
-        if locked_md5(None, paths.SERVING_MODEL_FILE) != source.md5:
-            return None  # changed since the pipeline wrote its metrics
+    elif (
+        source.path.resolve() == paths.SERVING_MODEL_FILE.resolve()
+        and paths.METRICS_FILE.is_file()
+        and paths.DVC_LOCK_FILE.is_file()
+        # not changed since the pipeline wrote its metrics
+        and locked_md5(None, paths.SERVING_MODEL_FILE) == source.md5
+    ):
         metrics = paths.METRICS_FILE.read_text()
     else:
         return None
@@ -107,7 +127,8 @@ def registered(name: str, version: str | None, stage: str | None) -> tuple[str, 
 
     models = gto.api.show(".")
     if name not in models:
-        raise PipelineError(f"{name}: no such model in the registry ({listing(models)})")
+        names = ", ".join(sorted(models)) or "none"
+        raise PipelineError(f"{name}: no such model in the registry (registered: {names})")
     if stage:
         stages = models[name]["stage"]
         if stage not in stages or not stages[stage]:
@@ -120,10 +141,6 @@ def registered(name: str, version: str | None, stage: str | None) -> tuple[str, 
         versions = ", ".join(entry["version"] for entry in gto.api.show(".", name))
         raise PipelineError(f"{name}@{version}: no such version (versions: {versions})") from None
     return version, found["rev"], Path(found["path"])
-
-
-def listing(models: dict[str, dict]) -> str:
-    return "registered: " + (", ".join(sorted(models)) or "none")
 
 
 def committed_revision(reference: str) -> str:
@@ -150,10 +167,13 @@ def committed_revision(reference: str) -> str:
 
 def locked_md5(revision: str | None, path: Path) -> str:
     """The md5 that dvc.lock records for `path` at `revision` (None: the workspace's)."""
-    import dvc.api
+    if revision is None:
+        text = paths.DVC_LOCK_FILE.read_text()
+    else:
+        import dvc.api
 
-    lock = YAML(typ="safe").load(dvc.api.read(str(paths.DVC_LOCK_FILE), rev=revision))
-    for stage in lock.get("stages", {}).values():
+        text = dvc.api.read(str(paths.DVC_LOCK_FILE), rev=revision)
+    for stage in YAML(typ="safe").load(text).get("stages", {}).values():
         for out in stage.get("outs", []):
             if out["path"] == path.as_posix():
                 return out["md5"]
@@ -177,9 +197,9 @@ def download(source: ModelSource, cached: Path) -> None:
                 shutil.copyfileobj(remote_file, target)
         # Whatever DVC, boto or the network raise: one line naming where it looked.
         except Exception as error:
-            reason = " ".join(str(error).split()) or type(error).__name__
             raise PipelineError(
-                f"{source.reference}: cannot fetch {where} from {remote(source.revision)}: {reason}"
+                f"{source.reference}: cannot fetch {where} from {remote(source.revision)}: "
+                f"{one_line(error)}"
             ) from None
         if md5_of_file(partial) != source.md5:
             raise PipelineError(f"{source.reference}: fetched {where}, but not the md5 of dvc.lock")

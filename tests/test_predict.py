@@ -220,20 +220,34 @@ def test_missing_model_is_one_line_pointing_at_dvc_repro(tmp_path):
     ]
 
 
-def test_outside_the_project_the_message_says_where_it_looked(tmp_path):
-    picture = save(render_glyph(6, size=120), tmp_path / "six.png")
-    result = subprocess.run(
-        [sys.executable, "-m", "mnist_pipeline.predict", "six.png"],
-        cwd=tmp_path,
+def predict_outside_the_project(folder: Path, *options: str) -> subprocess.CompletedProcess:
+    picture = save(render_glyph(6, size=120), folder / "six.png")
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_pipeline.predict", *options, picture.name],
+        cwd=folder,
         env={"PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode == 1 and picture.is_file()
+
+
+def test_outside_the_project_the_message_says_where_it_looked(tmp_path):
+    result = predict_outside_the_project(tmp_path)
+    assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"predict: error: models/model.tflite: no trained model (looked in {tmp_path}/models); "
         "run `dvc repro` in the project first, or name the model with --model PATH"
+    ]
+
+
+@pytest.mark.parametrize("reference", ["mnist-mlp#prod", "mnist-mlp@v1.0.0", "HEAD"])
+def test_outside_a_project_a_model_by_name_is_one_line_saying_so(tmp_path, reference):
+    result = predict_outside_the_project(tmp_path, "--model", reference)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"predict: error: {reference}: no such model file, and no DVC project here to look it "
+        f"up in (looked in {tmp_path}): run in the project, or name a model file"
     ]
 
 

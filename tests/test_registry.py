@@ -18,6 +18,7 @@ import pytest
 from project import BIN, DVC, ENV, copy_project, output, run
 from remote import TIMEOUT, aws_env, clone, lock_outputs, md5
 
+from mnist_pipeline import registry
 from mnist_pipeline.web.launch import serving
 
 pytestmark = pytest.mark.e2e
@@ -30,6 +31,7 @@ SERVED = "models/model.tflite"
 class Registry:
     origin: Path
     md5: str  # of v1.0.0, the prod model
+    accuracy: float  # its committed test accuracy
     experiment_md5: str  # of experiment `wider`
     predicted: list[int]  # A's predictions of the tiny test set (reports/evaluate/predictions.csv)
 
@@ -41,11 +43,12 @@ def registry_origin(s3, shared, tmp_path_factory) -> Registry:
     run(a, GTO, "assign", "mnist-mlp", "--version", "v1.0.0", "--stage", "prod")
     run(a, "git", "push", "-q", "origin", "--tags")
     served = lock_outputs(a)[SERVED]
+    accuracy = json.loads((a / "reports/metrics.json").read_text())["test"]["accuracy"]
     lines = (a / "reports/evaluate/predictions.csv").read_text().splitlines()[1:]
     predicted = [int(line.split(",")[1]) for line in lines]
     run(a, DVC, "exp", "run", "-n", "wider", "-S", "model.dense.hidden_units=[32]", timeout=TIMEOUT)
     run(a, DVC, "exp", "push", "origin", "wider", env=aws_env(s3), timeout=TIMEOUT)
-    return Registry(shared.origin, served, lock_outputs(a)[SERVED], predicted)
+    return Registry(shared.origin, served, accuracy, lock_outputs(a)[SERVED], predicted)
 
 
 @pytest.fixture
@@ -222,6 +225,7 @@ def test_the_web_server_serves_a_registered_model_and_an_experiment_then_starts_
         first = served_models(server.url)
     [prod, wider] = first
     assert (prod["version"], prod["md5"]) == ("v1.0.0", registry_origin.md5)
+    assert prod["accuracy"] == registry_origin.accuracy
     assert (wider["version"], wider["md5"]) == (
         wider["revision"][:8],
         registry_origin.experiment_md5,
@@ -246,3 +250,16 @@ def test_the_web_server_serves_a_registered_model_and_an_experiment_then_starts_
 def served_models(url: str) -> list[dict]:
     with urllib.request.urlopen(f"{url}api/health", timeout=60) as response:
         return json.load(response)["models"]
+
+
+def test_the_workspace_model_has_its_committed_accuracy_until_it_changes(
+    reproduced_project, monkeypatch
+):
+    monkeypatch.chdir(reproduced_project)
+    metrics = json.loads(Path("reports/metrics.json").read_text())
+    source = registry.resolve(SERVED, hint="")
+    assert registry.committed_accuracy(source) == metrics["test"]["accuracy"]
+    with Path(SERVED).open("ab") as model:
+        model.write(b"\0")  # no longer the model dvc.lock and the metrics are of
+    assert registry.committed_accuracy(registry.resolve(SERVED, hint="")) is None
+    assert registry.committed_accuracy(registry.resolve("models/model.keras", hint="")) is None
