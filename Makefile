@@ -1,5 +1,5 @@
 # `make pipeline` installs everything and runs the pipeline; `make test` installs and runs the tests.
-# `make plots` writes the plots page (works offline); `make figures` the README's PNGs.
+# `make plots` writes the plots page (works offline); `make figures` the PNGs of docs/plots.md.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -29,7 +29,7 @@ figures: $(VENV)/installed
 bench: $(VENV)/installed
 	$(BIN)/python benchmarks/train_speed.py
 
-# The page to draw a digit on, for models/model.keras, at http://127.0.0.1:8000 (after `make pipeline`).
+# The page to draw a digit on, for models/model.tflite, at http://127.0.0.1:8000 (after `make pipeline`).
 serve: $(VENV)/installed
 	$(BIN)/python -m mnist_pipeline.web
 
