@@ -49,18 +49,21 @@ def shown_digit(page, strokes: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Screenshot the page with a 7 drawn on it.")
     parser.add_argument("output", type=Path, help="PNG file to write")
-    parser.add_argument("--model", type=Path, default=paths.SERVING_MODEL_FILE)
+    parser.add_argument(
+        "--model", action="append", help="as mnist-web's (default: the pipeline's model)"
+    )
     args = parser.parse_args()
     if CHROMIUM is None:
         parser.exit(1, f"{parser.prog}: error: {INSTALL_HINT}\n")
     from playwright.sync_api import sync_playwright
 
-    with serving(args.model) as server, sync_playwright() as playwright:
+    models = args.model or [str(paths.SERVING_MODEL_FILE)]  # as the command names it
+    with serving(*models) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 900, "height": 600})
         page.goto(server.url)
         draw(page, SEVEN)
-        print(f"the page reads {shown_digit(page, strokes=len(SEVEN))}")
+        print(f"the page reads {shown_digits(page, strokes=len(SEVEN))}")
         image = page.screenshot(full_page=True)
         browser.close()
     with atomic_file(args.output) as tmp:
