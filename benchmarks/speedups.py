@@ -9,11 +9,10 @@ Usage: `python -m benchmarks.speedups [--runs 5]`.
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 
-from benchmarks.train_speed import ROOT, cpu_name, measure
+from benchmarks.train_speed import ROOT, cpu_name, medians_of_rotated_runs
 
 # Each device and how a run goes without it.
 DEVICES = {
@@ -62,20 +61,10 @@ def main() -> None:
     args = parser.parse_args()
     if not (ROOT / "data/prepared").is_dir():
         sys.exit("speedups: no data/prepared/; run `dvc repro` first")
-    results: dict[str, list[tuple[float, float]]] = {device: [] for device in DEVICES}
     with tempfile.TemporaryDirectory() as out:
-        for run in range(args.runs):
-            order = list(DEVICES)[run % len(DEVICES) :] + list(DEVICES)[: run % len(DEVICES)]
-            for device in order:
-                results[device].append(measure([sys.executable, "-c", RUN, device, out]))
-                seconds, peak = results[device][-1]
-                print(f"run {run + 1}  {device:<24} {seconds:6.2f} s  {peak:6.0f} MiB", flush=True)
-
+        commands = {device: [sys.executable, "-c", RUN, device, out] for device in DEVICES}
+        medians = medians_of_rotated_runs(commands, args.runs)
     print(f"\nmachine: {cpu_name()}, {os.cpu_count()} CPUs; median of {args.runs} runs, with off:")
-    medians = {
-        device: (statistics.median(s for s, _ in runs), statistics.median(m for _, m in runs))
-        for device, runs in results.items()
-    }
     base_seconds, base_peak = medians["nothing"]
     for device, (seconds, peak) in medians.items():
         print(

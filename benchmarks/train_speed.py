@@ -65,6 +65,24 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def medians_of_rotated_runs(
+    commands: dict[str, list[str]], runs: int
+) -> dict[str, tuple[float, float]]:
+    """Run each command `runs` times, printing each run; the median wall seconds and peak MiB
+    of each. The order rotates, so no command always runs on a machine another has warmed."""
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    names, width = list(commands), max(map(len, commands))
+    for run in range(1, runs + 1):
+        for name in names[run % len(names) :] + names[: run % len(names)]:
+            seconds, peak = measure(commands[name])
+            results[name].append((seconds, peak))
+            print(f"run {run}  {name:<{width}} {seconds:6.2f} s  {peak:7.0f} MiB", flush=True)
+    return {
+        name: (statistics.median(s for s, _ in each), statistics.median(m for _, m in each))
+        for name, each in results.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of each program (default 5)")
@@ -72,20 +90,8 @@ def main() -> None:
     if not (ROOT / "data/prepared").is_dir():
         sys.exit("train_speed: no data/prepared/; run `dvc repro` first")
 
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in PROGRAMS}
-    for run in range(1, args.runs + 1):
-        # Rotate which goes first, so none always runs on a machine another warmed.
-        names = list(PROGRAMS)
-        for name in names[run % len(names) :] + names[: run % len(names)]:
-            seconds, peak = measure(PROGRAMS[name])
-            results[name].append((seconds, peak))
-            print(f"run {run}  {name:<14} {seconds:6.2f} s  {peak:7.0f} MiB", flush=True)
-
+    medians = medians_of_rotated_runs(PROGRAMS, args.runs)
     print(f"\n{machine()}")
-    medians = {
-        name: (statistics.median(s for s, _ in runs), statistics.median(m for _, m in runs))
-        for name, runs in results.items()
-    }
     print(f"median of {args.runs} runs:")
     for name, (seconds, peak) in medians.items():
         print(f"  {name:<14} {seconds:6.2f} s  {peak:7.0f} MiB")
