@@ -2,6 +2,7 @@
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import shutil
@@ -14,8 +15,9 @@ import numpy as np
 
 from mnist_pipeline.errors import PipelineError
 
-# What a stage says of an input that an earlier stage should have made.
+# What a stage says of an input that an earlier stage should have made, and of a model file.
 MISSING_OUTPUT = "missing; run `dvc repro` to create it"
+MAKE_MODEL_HINT = "run `dvc repro` to make it"
 ZIP_SIGNATURE = b"PK\x03\x04"  # how a zip archive (.npz, .keras, .whl) begins
 
 
@@ -27,7 +29,8 @@ def temporary_prefix(path: Path) -> str:
 
 def remove_stale_temporaries(path: Path) -> None:
     """Remove what killed writes of `path` left beside it. None of it is still being written: an
-    output has one writer at a time (DVC runs a stage once at a time in a workspace)."""
+    output has one writer at a time (DVC runs a stage once at a time in a workspace; a model is
+    fetched into the user cache under locked_folder)."""
     prefix = temporary_prefix(path)
     for stale in path.parent.iterdir():
         if stale.name.startswith(prefix):
@@ -73,6 +76,18 @@ def atomic_file(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
     with atomic_files(path) as (tmp,):
         yield tmp
+
+
+@contextlib.contextmanager
+def locked_folder(folder: Path) -> Iterator[None]:
+    """Hold `folder` for this process alone while the block runs: another process that asks
+    waits for it (an advisory lock, flock, released when the process ends, however it ends)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 @contextlib.contextmanager
@@ -168,7 +183,7 @@ def load_arrays(folder: Path, names: tuple[str, ...], mmap: bool = False) -> dic
     return {name: load_array(folder / f"{name}.npy", mmap, MISSING_OUTPUT) for name in names}
 
 
-def check_model_file(path: Path, hint: str = "run `dvc repro` first") -> None:
+def check_model_file(path: Path, hint: str = MAKE_MODEL_HINT) -> None:
     """Raise PipelineError if the trained model is not there yet. Cheap: no TensorFlow import.
 
     A relative path is resolved against the current folder: the message says which one.

@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 
 from mnist_pipeline import paths
 from mnist_pipeline.errors import PipelineError, one_line
-from mnist_pipeline.files import atomic_file, check_model_file, md5_of_file
+from mnist_pipeline.files import atomic_file, check_model_file, locked_folder, md5_of_file
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +54,21 @@ class ModelSource:
 
 
 def resolve(reference: str, hint: str) -> ModelSource:
-    """The model `reference` names; a missing file gets `hint` (what makes one) in its message."""
+    """The model `reference` names; a missing file gets `hint` (what makes one) in its message.
+
+    A file that is there, or a name with a model's suffix, is a file; NAME@VERSION or NAME#STAGE
+    with a NAME the registry holds is a registered model; anything else a git revision
+    (`origin/main` and `HEAD@{1}` too) or an experiment name.
+    """
     file = Path(reference)
-    if file.is_file() or file.suffix in MODEL_SUFFIXES or "/" in reference:
+    if file.is_file() or file.suffix in MODEL_SUFFIXES:
         check_model_file(file, hint)
         return ModelSource(reference, file, md5_of_file(file))
     check_project(reference)
-    name, _, version = reference.partition("@")
-    name, _, stage = name.partition("#")
-    if version or stage:
-        version, revision, path = registered(name, version or None, stage or None)
+    name, at, version = reference.partition("@")
+    name, hash_sign, stage = name.partition("#")
+    if (at or hash_sign) and name in registered_models():
+        version, revision, path = registered(name, version, stage)
     else:
         version, revision, path = None, committed_revision(reference), paths.SERVING_MODEL_FILE
     return ModelSource(reference, path, locked_md5(revision, path), version, revision)
@@ -87,22 +92,34 @@ def check_project(reference: str) -> None:
 def committed_accuracy(source: ModelSource) -> float | None:
     """The test accuracy committed with the model (reports/metrics.json beside its dvc.lock):
     of its revision, or of the workspace when it is the workspace's model as dvc.lock names it;
-    None for any other file."""
+    None for any other file, or where there is no such metric."""
     if source.revision is not None:
         import dvc.api
+        from dvc.exceptions import PathMissingError
 
-        metrics = dvc.api.read(str(paths.METRICS_FILE), rev=source.revision)
-    elif (
-        source.path.resolve() == paths.SERVING_MODEL_FILE.resolve()
-        and paths.METRICS_FILE.is_file()
-        and paths.DVC_LOCK_FILE.is_file()
-        # not changed since the pipeline wrote its metrics
-        and locked_md5(None, paths.SERVING_MODEL_FILE) == source.md5
+        try:
+            metrics = dvc.api.read(str(paths.METRICS_FILE), rev=source.revision)
+        except PathMissingError:
+            return None
+    elif source.path.resolve() == paths.SERVING_MODEL_FILE.resolve() and is_workspace_model(
+        source.md5
     ):
         metrics = paths.METRICS_FILE.read_text()
     else:
         return None
-    return json.loads(metrics)["test"]["accuracy"]
+    accuracy = json.loads(metrics).get("test", {}).get("accuracy")
+    return accuracy if isinstance(accuracy, float) else None
+
+
+def is_workspace_model(md5: str) -> bool:
+    """Whether the pipeline's metrics in the workspace are of the model with this md5: the one
+    the workspace's dvc.lock names."""
+    if not (paths.METRICS_FILE.is_file() and paths.DVC_LOCK_FILE.is_file()):
+        return False
+    try:
+        return locked_md5(None, paths.SERVING_MODEL_FILE) == md5
+    except PipelineError:  # a dvc.lock from before the export
+        return False
 
 
 def local_file(source: ModelSource) -> Path:
@@ -111,30 +128,36 @@ def local_file(source: ModelSource) -> Path:
     if source.revision is None:
         return source.path
     cached = paths.user_cache_dir() / "models" / f"{source.md5}{source.path.suffix}"
-    if cached.is_file():
-        log.debug("%s: %s from the user cache", source.reference, cached)
-    else:
-        download(source, cached)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    # One download at a time, across processes: a second waits, then finds the model there.
+    with locked_folder(cached.parent):
+        if cached.is_file():
+            log.debug("%s: %s from the user cache", source.reference, cached)
+        else:
+            download(source, cached)
     return cached
 
 
-def registered(name: str, version: str | None, stage: str | None) -> tuple[str, str, Path]:
-    """The version, git revision and file of a registered model, or one line listing what the
-    registry holds."""
+def registered_models() -> list[str]:
+    """The names of the models in this repository's registry (GTO's git tags)."""
+    import gto.api
+
+    return sorted(gto.api.show("."))
+
+
+def registered(name: str, version: str, stage: str) -> tuple[str, str, Path]:
+    """The version, git revision and file of registered model `name`, by `version` or else by
+    `stage`; or one line listing the versions or stages there are."""
     import dvc.api
     import gto.api
     from dvc.exceptions import ArtifactNotFoundError
 
-    models = gto.api.show(".")
-    if name not in models:
-        names = ", ".join(sorted(models)) or "none"
-        raise PipelineError(f"{name}: no such model in the registry (registered: {names})")
     if stage:
-        stages = models[name]["stage"]
-        if stage not in stages or not stages[stage]:
-            known = ", ".join(sorted(s for s, v in stages.items() if v)) or "none"
-            raise PipelineError(f"{name}#{stage}: no version in stage {stage} (stages: {known})")
-        version = stages[stage]
+        in_stage = gto.api.find_versions_in_stage(".", name, stage)
+        if not in_stage:
+            stages = ", ".join(gto.api.get_stages(".", used=True)) or "none"
+            raise PipelineError(f"{name}#{stage}: no version in stage {stage} (stages: {stages})")
+        version = in_stage[0].version
     try:
         found = dvc.api.artifacts_show(name, version=version)
     except ArtifactNotFoundError:
@@ -159,7 +182,8 @@ def committed_revision(reference: str) -> str:
         ]
         raise PipelineError(
             f"{reference}: not a model file, a registered model (NAME@VERSION or NAME#STAGE), "
-            f"a git revision or an experiment of this repository (branches: "
+            f"a git revision or an experiment of this repository (registered: "
+            f"{', '.join(registered_models()) or 'none'}; branches: "
             f"{', '.join(dvc.api.all_branches()) or 'none'}; experiments: "
             f"{', '.join(experiments) or 'none'})"
         ) from None
@@ -207,10 +231,14 @@ def download(source: ModelSource, cached: Path) -> None:
 
 def remote(revision: str) -> str:
     """The DVC remote that `revision` names as its default: its URL and endpoint."""
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    with Repo.open(None, rev=revision) as repo:
-        config = repo.config
+    try:
+        with Repo.open(None, rev=revision) as repo:
+            config = repo.config
+    except DvcException:
+        return "the DVC remote"
     name = config["core"].get("remote")
     if not name:
         return "the DVC cache (no default remote is configured)"

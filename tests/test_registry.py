@@ -8,6 +8,7 @@ experiment `wider` and pushes all of it; the tests read them from fresh clones o
 
 import json
 import os
+import subprocess
 import sys
 import urllib.request
 from dataclasses import dataclass
@@ -122,17 +123,32 @@ def test_predict_by_version_and_by_experiment_name(s3, registry_origin, digits, 
     assert by_experiment[0]["model"]["version"] is None
 
 
+@pytest.mark.parametrize("reference", ["origin/main", "HEAD@{0}", "main~0"])
+def test_a_revision_with_a_slash_or_an_at_sign_is_a_revision(
+    s3, registry_origin, digits, tmp_path, reference
+):
+    b = clone(registry_origin.origin, tmp_path / "b")  # main is the commit v1.0.0 was tagged on
+    [reading, *_] = json.loads(predict(b, reference, digits, cache_env(s3, tmp_path)).stdout)
+    assert reading["model"]["md5"] == registry_origin.md5
+    assert reading["model"]["version"] is None
+
+
 @pytest.mark.parametrize(
     ("reference", "message"),
     [
         ("mnist-mlp@v9.9.9", "mnist-mlp@v9.9.9: no such version (versions: v1.0.0)"),
         ("mnist-mlp#staging", "mnist-mlp#staging: no version in stage staging (stages: prod)"),
-        ("mnist-cnn#prod", "mnist-cnn: no such model in the registry (registered: mnist-mlp)"),
+        (
+            "mnist-cnn#prod",
+            "mnist-cnn#prod: not a model file, a registered model (NAME@VERSION or NAME#STAGE), "
+            "a git revision or an experiment of this repository (registered: mnist-mlp; "
+            "branches: main; experiments: none)",
+        ),
         (
             "no-such-revision",
             "no-such-revision: not a model file, a registered model (NAME@VERSION or "
-            "NAME#STAGE), a git revision or an experiment of this repository (branches: main; "
-            "experiments: none)",
+            "NAME#STAGE), a git revision or an experiment of this repository (registered: "
+            "mnist-mlp; branches: main; experiments: none)",
         ),
         (
             "models/none.tflite",
@@ -213,6 +229,33 @@ def test_a_download_cut_short_leaves_nothing_and_the_next_one_completes(
     predict(b, "mnist-mlp#prod", digits, env)
     cached = models / f"{registry_origin.md5}.tflite"
     assert list(models.iterdir()) == [cached] and md5(cached) == registry_origin.md5
+
+
+def test_two_starts_at_once_fetch_the_model_once_and_both_read(
+    s3, registry_origin, digits, tmp_path
+):
+    b = clone(registry_origin.origin, tmp_path / "b")
+    env = {**os.environ, **ENV, **cache_env(s3, tmp_path / "cache")}
+    command = [sys.executable, "-m", "mnist_pipeline.predict", "--json", "--model"]
+    starts = [
+        subprocess.Popen(
+            [*command, "mnist-mlp#prod", *map(str, digits)],
+            cwd=b,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [start.communicate(timeout=TIMEOUT) for start in starts]
+    assert [start.returncode for start in starts] == [0, 0], outputs
+    assert outputs[0][0] == outputs[1][0]
+    fetched = [err for _, err in outputs if "fetching" in err]
+    assert len(fetched) == 1  # the second waited for the first, then read the cache
+    assert [p.name for p in (tmp_path / "cache/models").iterdir()] == [
+        f"{registry_origin.md5}.tflite"
+    ]
 
 
 def test_the_web_server_serves_a_registered_model_and_an_experiment_then_starts_offline(
