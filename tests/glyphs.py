@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from mnist_pipeline.imaging import read_digit
 from mnist_pipeline.inference import load_classifier
+from mnist_pipeline.registry import MODEL_NAME
 from mnist_pipeline.web.served import ServedModel
 
 
@@ -63,4 +64,4 @@ def glyph_model(glyph_model_file):
 
 def glyphs(classifier, version: str = "1") -> ServedModel:
     """The classifier as the web server serves a model, labelled `glyphs`."""
-    return ServedModel(classifier, label="glyphs", version=version)
+    return ServedModel(classifier, label="glyphs", name=MODEL_NAME, version=version, accuracy=None)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from source import imported_modules
 
-from mnist_pipeline import paths
+from mnist_pipeline import paths, registry
 from mnist_pipeline.params import SECTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ def test_reports_are_in_git_and_declared_as_metrics_and_plots():
 
 def test_the_registered_model_is_the_served_file_the_train_stage_writes():
     artifacts = yaml.safe_load((ROOT / "dvc.yaml").read_text())["artifacts"]
-    assert list(artifacts) == ["mnist-mlp"]
+    assert list(artifacts) == [registry.MODEL_NAME]  # what the web server and TF Serving call it
     assert artifacts["mnist-mlp"]["type"] == "model"
     assert artifacts["mnist-mlp"]["path"] == str(paths.SERVING_MODEL_FILE)
     assert str(paths.SERVING_MODEL_FILE) in out_paths("train")

@@ -192,9 +192,6 @@ def create_app(
             if not in_flight:
                 memory.give_back_free_memory()
 
-    async def run_model(model: ServedModel, pixels: np.ndarray) -> np.ndarray:
-        return await in_a_worker(classify_with, model, pixels)
-
     @app.exception_handler(StarletteHTTPException)
     async def error_as_json(request: Request, error: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": error.detail}, error.status_code, headers=error.headers)
@@ -253,7 +250,7 @@ def create_app(
 
     app.mount("/api", api, name="api")
     serving_api = tf_serving.router(
-        models, run_model, read_body, limits.max_json_bytes, limits.max_instances
+        models, in_a_worker, classify_with, read_body, limits.max_json_bytes, limits.max_instances
     )
     app.mount("/v1", serving_api, name="tf-serving")
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")

@@ -12,9 +12,9 @@ class ServedModel:
     classifier: Classifier
     label: str  # which model it is, for people: `mnist-mlp#prod (v1.0.0, revision ..., md5 ...)`
     # TensorFlow Serving's address of it: /v1/models/<name>[/versions/<version>]
-    name: str = registry.MODEL_NAME
-    version: str = "1"
-    accuracy: float | None = None  # its committed test accuracy, where known
+    name: str
+    version: str
+    accuracy: float | None  # its committed test accuracy, where known
     source: dict[str, str | None] = field(default_factory=dict)  # ModelSource.as_dict()
 
     def describe(self) -> dict[str, object]:
@@ -36,6 +36,7 @@ def serve(source: ModelSource) -> ServedModel:
     return ServedModel(
         classifier=load_classifier(registry.local_file(source)),
         label=source.label(),
+        name=registry.MODEL_NAME,
         version=version,
         accuracy=registry.committed_accuracy(source),
         source=source.as_dict(),

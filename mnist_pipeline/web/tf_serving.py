@@ -21,8 +21,10 @@ from mnist_pipeline.web.served import ServedModel
 # What numpy made of values that are not numbers, by its dtype's kind.
 VALUE_KINDS = {"b": "true/false", "U": "text", "O": "mixed"}
 
-# Runs a model on normalized pixels (N, 784) in the server's worker threads, one at a time.
-RunModel = Callable[[ServedModel, np.ndarray], Awaitable[np.ndarray]]
+# Runs work in one of the server's worker threads, as many at once as it reads pictures.
+InAWorker = Callable[..., Awaitable[object]]
+# Runs a model on normalized pixels (N, 784), one call of a model at a time.
+Classify = Callable[[ServedModel, np.ndarray], np.ndarray]
 ReadBody = Callable[[Request, int, str], Awaitable[bytes]]
 
 
@@ -78,12 +80,14 @@ def instances_as_pixels(body: bytes, max_instances: int) -> np.ndarray:
 
 def router(
     models: Sequence[ServedModel],
-    run: RunModel,
+    in_a_worker: InAWorker,
+    classify: Classify,
     read_body: ReadBody,
     max_bytes: int,
     max_instances: int,
 ) -> APIRouter:
-    """The routes, for `models`; `run` classifies, `read_body` reads a request up to a size."""
+    """The routes, for `models`: `read_body` reads a request up to a size; in a worker thread
+    (`in_a_worker`), its JSON is parsed and `classify` runs the model."""
     routes = APIRouter()
 
     @routes.get("/models/{name}")
@@ -97,8 +101,12 @@ def router(
 
     async def predict(request: Request, name: str, version: str | None) -> dict[str, object]:
         model = find(models, name, version)
-        pixels = instances_as_pixels(await read_body(request, max_bytes, "JSON"), max_instances)
-        return {"predictions": (await run(model, pixels)).tolist()}
+        body = await read_body(request, max_bytes, "JSON")
+
+        def predictions() -> list[list[float]]:  # seconds of work for the largest batches
+            return classify(model, instances_as_pixels(body, max_instances)).tolist()
+
+        return {"predictions": await in_a_worker(predictions)}
 
     @routes.post("/models/{name}:predict")
     async def predict_latest(request: Request, name: str) -> dict[str, object]:
