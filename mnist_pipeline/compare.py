@@ -86,9 +86,15 @@ def draw_changes(
     pixels: np.ndarray, actual: np.ndarray, first: np.ndarray, second: np.ndarray, count: int
 ) -> tuple[np.ndarray, Image.Image]:
     """The first `count` digits the two read differently, captioned `true: A x, B y`."""
-    changed = np.flatnonzero(first != second)[:count]
+    differ = np.flatnonzero(first != second)
+    changed = differ[:count]
     captions = [f"{actual[i]}: A {first[i]}, B {second[i]}" for i in changed]
-    return changed, draw_digits(pixels[changed], captions, empty="no digit read differently")
+    empty = (
+        f"{len(differ)} read differently, none drawn"
+        if len(differ)
+        else "no digit read differently"
+    )
+    return changed, draw_digits(pixels[changed], captions, empty=empty)
 
 
 def main(args: argparse.Namespace) -> None:

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from project import DVC, run
 
+from mnist_pipeline import compare
 from mnist_pipeline.compare import agreement, build_parser, draw_changes
 
 
@@ -37,6 +38,16 @@ def test_the_digits_read_differently_are_drawn_with_both_answers(tiny_mnist):
     assert sheet.size == (2 * (112 + 4), 112 + 20 + 4)  # two 4x-zoomed digits with captions
     nothing, empty = draw_changes(pixels, actual, actual, actual, count=100)
     assert nothing.size == 0 and empty.size == (116, 136)
+
+
+def test_with_nothing_drawn_the_sheet_says_how_many_differ(tiny_mnist, monkeypatch):
+    said = []
+    monkeypatch.setattr(compare, "draw_digits", lambda pixels, captions, empty: said.append(empty))
+    actual = tiny_mnist["y_test"]
+    pixels = np.zeros((len(actual), 784), np.float32)
+    draw_changes(pixels, actual, actual, (actual + 1) % 10, count=0)
+    draw_changes(pixels, actual, actual, actual, count=0)
+    assert said == [f"{len(actual)} read differently, none drawn", "no digit read differently"]
 
 
 @pytest.mark.parametrize(("count", "valid"), [("0", True), ("10000", True), ("-1", False),
