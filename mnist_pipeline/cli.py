@@ -24,7 +24,8 @@ def run(
 
     A PipelineError (or an OSError, such as a full disk) ends the command with
     `<prog>: error: <message>` on stderr and exit status 1. `skip_teardown`, for commands that
-    import TensorFlow, is a speed device (benchmarks/speedups.py): see exit_without_teardown.
+    import TensorFlow (or may: a .keras model), is a speed device (benchmarks/speedups.py): see
+    exit_without_teardown.
     """
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages too")
     args = parser.parse_args()

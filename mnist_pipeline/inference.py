@@ -14,7 +14,7 @@ import numpy as np
 
 from mnist_pipeline.dataset import NUM_CLASSES
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.files import ZIP_SIGNATURE, check_model_file
+from mnist_pipeline.files import MAKE_MODEL_HINT, ZIP_SIGNATURE, check_model_file
 from mnist_pipeline.preprocessing import INPUT_SIZE, normalize_pixels
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def classify(classifier: Classifier, digits: Sequence[np.ndarray]) -> np.ndarray
     return classifier(normalize_pixels(np.stack(digits)))
 
 
-def load_classifier(path: Path, hint: str = "run `dvc repro` to make it") -> Classifier:
+def load_classifier(path: Path, hint: str = MAKE_MODEL_HINT) -> Classifier:
     """The model in `path` as a Classifier, once checked to be a digit classifier: a `.keras`
     archive through Keras, anything else as a LiteRT model. `hint` says what makes the model."""
     check_model_file(path, hint)
@@ -75,13 +75,13 @@ class LiteRTClassifier:
     Not safe to call from several threads at once (the interpreter holds its tensors).
     """
 
-    def __init__(self, path: Path, hint: str = "run `dvc repro` to make it") -> None:
+    def __init__(self, path: Path, hint: str = MAKE_MODEL_HINT) -> None:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         try:
             # LiteRT's built-in kernels without its default XNNPACK delegate, which prints an
             # INFO line on every start that no Python setting silences (tensorflow/tensorflow
-            # #58050, google-ai-edge/mediapipe#3672); for two Dense layers they are as good.
+            # #58050, google-ai-edge/mediapipe#3672); docs/performance.md says what it costs.
             self.interpreter = Interpreter(
                 model_path=str(path),
                 experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,

@@ -10,7 +10,7 @@ import numpy as np
 
 from mnist_pipeline.dataset import IMAGE_SHAPE, NUM_CLASSES
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.files import ZIP_SIGNATURE, check_model_file
+from mnist_pipeline.files import MAKE_MODEL_HINT, ZIP_SIGNATURE, check_model_file
 from mnist_pipeline.inference import LiteRTClassifier
 from mnist_pipeline.params import ConvnetParams, DenseParams, ModelParams
 from mnist_pipeline.preprocessing import INPUT_SIZE
@@ -135,7 +135,7 @@ def check_export(model: keras.Model, path: Path, sample: np.ndarray) -> None:
         )
 
 
-def load_model(path: Path, hint: str = "run `dvc repro` first") -> keras.Model:
+def load_model(path: Path, hint: str = MAKE_MODEL_HINT) -> keras.Model:
     """Load a .keras archive; a missing, damaged or foreign file is one PipelineError line."""
     check_model_file(path, hint)
     problem = archive_problem(path)

@@ -1,7 +1,8 @@
 """Read the digit in each image file (or .npy array) with the trained model.
 
-Prints one line per input: the file, the digit, its probability and the runner-up. A file that
-cannot be read is reported on stderr and skipped; the exit status is then 1.
+Prints which model reads, then one line per input: the file, the digit, its probability and the
+runner-up. A file that cannot be read is reported on stderr and skipped; the exit status is then
+1.
 
 Images (PNG, JPEG, BMP, GIF, ...; any size; colour, grayscale, palette or transparent) are
 prepared as MNIST's digits were: grayscale, light digit on dark, cropped to the ink, scaled to
@@ -19,7 +20,6 @@ import numpy as np
 
 from mnist_pipeline import cli, registry
 from mnist_pipeline.errors import PipelineError, one_line
-from mnist_pipeline.files import check_model_file
 from mnist_pipeline.imaging import read_digit
 from mnist_pipeline.inference import Reading, classify, load_classifier, top_two
 from mnist_pipeline.registry import ModelSource
@@ -51,13 +51,12 @@ def prepare(file: Path) -> np.ndarray | str:
 
 def predict(files: list[Path], model: Path) -> list[Reading | str]:
     """A Reading per file, or the one-line error that stopped it, in the order given."""
-    # Before any model loads: is there one at all?
-    check_model_file(model, hint=cli.MISSING_MODEL_HINT)
     prepared = [prepare(file) for file in files]
     digits = [digit for digit in prepared if isinstance(digit, np.ndarray)]
     if not digits:  # nothing to read: the model need not load
         return prepared
-    readings = iter([top_two(row) for row in classify(load_classifier(model), digits)])
+    classifier = load_classifier(model, cli.MISSING_MODEL_HINT)
+    readings = iter([top_two(row) for row in classify(classifier, digits)])
     return [next(readings) if isinstance(digit, np.ndarray) else digit for digit in prepared]
 
 

@@ -1,6 +1,7 @@
 """The train stage's speed devices, measured by `python -m benchmarks.speedups`; the others are
-FusedRMSprop, train.steps_per_execution and cli.run's skip_teardown. None changes a result: the
-trained bytes are the same with or without each. TensorFlow is imported only where it is used.
+FusedRMSprop, train.steps_per_execution and cli.run's skip_teardown. These here change no
+result: the trained bytes are the same with or without each (tests/test_speedups.py).
+TensorFlow is imported only where it is used.
 """
 
 import contextlib

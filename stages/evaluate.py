@@ -42,4 +42,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main, argparse.ArgumentParser(prog="evaluate", description=__doc__), skip_teardown=True)
+    cli.run(main, argparse.ArgumentParser(prog="evaluate", description=__doc__))

@@ -16,7 +16,7 @@ from mnist_pipeline.model import (
 )
 from mnist_pipeline.params import ConvnetParams, DenseParams, ModelParams
 
-HINT = "run `dvc repro` first"
+HINT = "run `dvc repro` to make it"
 
 
 def test_default_network_is_the_tutorials():
