@@ -145,12 +145,13 @@ def check_digit_classifier(path: Path, takes: Sequence[tuple], gives: Sequence[t
     def described(tensors: Sequence[tuple]) -> list[tuple[tuple[int, ...], str]]:
         return [(tuple(shape)[1:], np.dtype(dtype).name) for shape, dtype in tensors]
 
-    expected = ([((INPUT_SIZE,), "float32")], [((NUM_CLASSES,), "float32")])
-    if (described(takes), described(gives)) != expected:
-        shapes = [f"({', '.join(map(str, shape))}) {dtype}" for shape, dtype in described(takes)]
-        results = [f"({', '.join(map(str, shape))}) {dtype}" for shape, dtype in described(gives)]
+    def listed(tensors: list[tuple[tuple[int, ...], str]]) -> str:
+        return " and ".join(f"({', '.join(map(str, s))}) {d}" for s, d in tensors) or "nothing"
+
+    takes, gives = described(takes), described(gives)
+    if (takes, gives) != ([((INPUT_SIZE,), "float32")], [((NUM_CLASSES,), "float32")]):
         raise PipelineError(
-            f"{path}: not a digit classifier (takes {' and '.join(shapes) or 'nothing'}, gives "
-            f"{' and '.join(results) or 'nothing'} per image; expected {INPUT_SIZE} float32 "
-            f"pixels -> {NUM_CLASSES} float32 digit probabilities)"
+            f"{path}: not a digit classifier (takes {listed(takes)}, gives {listed(gives)} per "
+            f"image; expected {INPUT_SIZE} float32 pixels -> {NUM_CLASSES} float32 digit "
+            "probabilities)"
         )
