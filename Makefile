@@ -6,12 +6,16 @@ BIN := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: pipeline test lint bench constraints plots figures serve screenshot bench-web \
+.PHONY: pipeline reproduce test lint bench constraints plots figures serve screenshot bench-web \
 	bench-sharing s3-server
 
 # CI rebuilds everything with `make pipeline REPRO_FLAGS=--force`.
 pipeline: $(VENV)/installed
 	$(BIN)/dvc repro $(REPRO_FLAGS)
+
+# Does this machine reproduce the committed results? Every stage rerun in a scratch clone.
+reproduce: $(VENV)/installed
+	$(BIN)/python -m mnist_pipeline.reproduce
 
 test: $(VENV)/installed
 	$(BIN)/ruff check .

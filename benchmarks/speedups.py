@@ -28,8 +28,10 @@ DEVICES = {
 RUN = """
 import argparse, contextlib, sys
 from pathlib import Path
-from mnist_pipeline import cli, paths, speedups
+from mnist_pipeline import cli, kernels, paths, speedups
+from mnist_pipeline.params import TrainParams, load_section
 off, out = sys.argv[1], Path(sys.argv[2])
+kernels.pin(load_section(TrainParams).threads, load_section(TrainParams).instruction_set)
 del sys.argv[1:]  # the stage's own parser sees no arguments
 if off == "collector paused":
     speedups.importing_tensorflow = contextlib.nullcontext

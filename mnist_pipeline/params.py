@@ -27,6 +27,7 @@ SourceName = Literal["keras", "pypi", "local"]
 Activation = Literal["relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish"]
 Optimizer = Literal["rmsprop", "adam", "adamw", "nadam", "sgd"]
 ModelKind = Literal["dense", "convnet"]
+InstructionSet = Literal["avx2", "native"]  # kernels.pin
 
 
 class Group(BaseModel):
@@ -188,6 +189,18 @@ class TrainParams(Section):
         gt=0,
         le=100000,
         description="Batches Keras runs per call into TensorFlow: speed only, same results",
+    )
+    threads: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="TensorFlow's threads, whatever the core count: 1 and 2 give the same bytes, "
+        "more threads other bytes (docs/reproducibility.md)",
+    )
+    instruction_set: InstructionSet = Field(
+        default="avx2",
+        description="`avx2`: one kernel path, the same bytes on every x86-64 CPU with AVX2; "
+        "`native`: TensorFlow's own choice for this CPU, faster, this CPU's bytes",
     )
 
     def check_split(self, num_samples: int) -> None:

@@ -8,15 +8,18 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from mnist_pipeline import kernels
 from mnist_pipeline.fused_rmsprop import FusedRMSprop, as_keras_rmsprop
 from mnist_pipeline.model import build_model
 from mnist_pipeline.params import ModelParams, TrainParams
 from mnist_pipeline.speedups import as_tensor
 
 
-def make_deterministic(seed: int) -> None:
-    """Seed Python, numpy and TensorFlow, and make TensorFlow pick deterministic kernels."""
-    keras.utils.set_random_seed(seed)
+def make_deterministic(params: TrainParams) -> None:
+    """Seed Python, numpy and TensorFlow, make TensorFlow pick deterministic kernels, and check
+    that it runs on the pinned kernel path and thread count (kernels.pin, before it loaded)."""
+    kernels.check_pinned(params.threads, params.instruction_set)
+    keras.utils.set_random_seed(params.seed)
     tf.config.experimental.enable_op_determinism()
 
 
@@ -35,7 +38,7 @@ def train_model(
     train_params: TrainParams,
 ) -> tuple[keras.Sequential, dict[str, list[float]]]:
     """Train a fresh model on (x, y); return it with its per-epoch metrics (Keras' history)."""
-    make_deterministic(train_params.seed)
+    make_deterministic(train_params)
     model = build_model(model_params)
     model.compile(
         optimizer=make_optimizer(train_params),

@@ -3,7 +3,7 @@ and its per-epoch history."""
 
 import argparse
 
-from mnist_pipeline import cli, paths, speedups
+from mnist_pipeline import cli, kernels, paths, speedups
 from mnist_pipeline.files import atomic_files
 from mnist_pipeline.params import ModelParams, TrainParams, load_section
 from mnist_pipeline.preprocessing import check_prepared
@@ -14,6 +14,8 @@ def main(args: argparse.Namespace) -> None:
     data = speedups.load_aligned_arrays(paths.PREPARED_DIR, ("x_train", "y_train"))
     check_prepared(data["x_train"], data["y_train"], origin=str(paths.PREPARED_DIR))
     train_params.check_split(len(data["x_train"]))
+    # Before TensorFlow loads, which reads its kernel path and thread count once.
+    kernels.pin(train_params.threads, train_params.instruction_set)
     # TensorFlow takes seconds to import: bad params and data are reported before that.
     with speedups.importing_tensorflow():
         from mnist_pipeline.model import export_for_serving, save_model

@@ -8,6 +8,14 @@ from project import DVC, copy_project, make_project, run
 from remote import s3, shared  # noqa: F401 (fixtures: an S3 server and a project pushed to it)
 from synthetic import tiny_mnist_arrays, write_npz
 
+from mnist_pipeline import kernels
+from mnist_pipeline.params import TrainParams
+
+
+def pytest_configure(config):
+    """Before any test module loads TensorFlow: tests train on the kernel path the stage pins."""
+    kernels.pin(TrainParams().threads, TrainParams().instruction_set)
+
 
 @pytest.fixture(scope="session")
 def tiny_mnist() -> dict[str, np.ndarray]:

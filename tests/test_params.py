@@ -290,3 +290,28 @@ def test_stage_with_a_bad_param_prints_one_line_and_writes_nothing(tmp_path, sta
     assert result.stderr.strip().splitlines() == [expected]
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"threads": 0}, "params.yaml: train.threads must be greater than or equal to 1, got 0"),
+        ({"threads": 257}, "params.yaml: train.threads must be less than or equal to 256, got 257"),
+        ({"threads": "2"}, "params.yaml: train.threads must be an integer, got '2'"),
+        (
+            {"instruction_set": "avx512"},
+            "params.yaml: train.instruction_set must be 'avx2' or 'native'",
+        ),
+    ],
+)
+def test_kernel_path_params_out_of_range_are_one_line(values, message):
+    with pytest.raises(PipelineError) as error:
+        parse_section(TrainParams, {"train": values})
+    assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    "values", [{"threads": 1}, {"threads": 256}, {"instruction_set": "native"}]
+)
+def test_kernel_path_params_at_their_edges_are_accepted(values):
+    assert parse_section(TrainParams, {"train": values}).model_dump().items() >= values.items()
