@@ -5,7 +5,9 @@ the committed dvc.lock records. Prints "reproduced byte for byte", or each outpu
 
 The scratch clone holds the workspace's tracked and untracked files as they are now (a param
 edited by hand is rerun as edited) and shares the workspace's DVC cache: a plain `dvc repro` in
-the workspace afterwards restores the outputs just made from DVC's run cache instead of rerunning.
+the workspace afterwards restores the data it made from DVC's run cache instead of fetching and
+preprocessing again (not the model: the run cache skips a stage with an uncached output, as train's
+history CSVs are: treeverse/dvc#8738).
 """
 
 import argparse
