@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from glyphs import drawing, glyphs, png
+from pictures import many_page_tiff
 from PIL import Image
 
 from mnist_pipeline import paths
@@ -130,6 +131,7 @@ def truncated_png() -> bytes:
         (A_ONE, "application/json", 415, f"{WANTS_AN_IMAGE}, got application/json"),
         (A_ONE, None, 415, f"{WANTS_AN_IMAGE}, got none"),
         (b"", "image/png", 400, "empty request: send the drawing as a PNG image"),
+        (many_page_tiff(700), "image/tiff", 422, "upload: has several frames"),
     ],
     ids=[
         "not-an-image",
@@ -143,6 +145,7 @@ def truncated_png() -> bytes:
         "json",
         "no-content-type",
         "missing-body",
+        "many-pages",
     ],
 )
 def test_bad_input_is_a_4xx_with_a_one_line_reason(client, body, content_type, status, message):
