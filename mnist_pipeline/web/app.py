@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import threading
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.errors import PipelineError, one_line
 from mnist_pipeline.imaging import DECODE_ERRORS, read_digit
 from mnist_pipeline.inference import top_two
 from mnist_pipeline.preprocessing import normalize_pixels
@@ -208,12 +209,6 @@ def create_app(
         )
         return Response(status_code=400)
 
-    @app.exception_handler(Exception)
-    async def failure_as_json(request: Request, error: Exception) -> JSONResponse:
-        # A bug, not bad input: logged with its traceback, answered as JSON like every error.
-        log.error("%s %s failed", request.method, request.url.path, exc_info=error)
-        return JSONResponse({"error": "internal error"}, 500, headers=SECURITY_HEADERS)
-
     @app.middleware("http")
     async def refuse_other_hosts(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -228,7 +223,12 @@ def create_app(
     async def add_security_headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        # Caught here rather than by an exception handler for Exception, which Starlette's
+        # ServerErrorMiddleware calls and then re-raises, for uvicorn to log a second traceback.
+        except Exception as error:
+            response = failure(request, error)
         response.headers.update(SECURITY_HEADERS)
         return response
 
@@ -255,6 +255,25 @@ def create_app(
     app.mount("/v1", serving_api, name="tf-serving")
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")
     return app
+
+
+def failure(request: Request, error: Exception) -> JSONResponse:
+    """A bug, not bad input: one log line naming the request by an id that its answer gives too
+    (the traceback only with --verbose), and a JSON 500 like every error."""
+    request_id = uuid.uuid4().hex[:12]
+    log.error(
+        "%s %s failed (request %s): %s",
+        request.method,
+        request.url.path,
+        request_id,
+        one_line(error),
+    )
+    log.debug("request %s", request_id, exc_info=error)
+    return JSONResponse(
+        {"error": f"internal error (request {request_id})"},
+        500,
+        headers={"X-Request-Id": request_id},
+    )
 
 
 async def read_body(request: Request, max_bytes: int, what: str) -> bytes:
