@@ -48,12 +48,14 @@ class ModelSource:
     version: str | None = None  # of the registry, for NAME@VERSION and NAME#STAGE
     revision: str | None = None  # the git commit it was committed in; None for a file
 
-    def label(self) -> str:
-        """E.g. `mnist-mlp#prod (v1.0.0, revision 1a2b3c4, md5 26393acb)`."""
+    def label(self, served_as: str | None = None) -> str:
+        """E.g. `mnist-mlp#prod (v1.0.0, revision 1a2b3c4, md5 26393acb)`; served by the web
+        server, its TensorFlow Serving version last (`, served as version 1000000`)."""
         details = [
             *([self.version] if self.version else []),
             *([f"revision {self.revision[:7]}"] if self.revision else []),
             f"md5 {self.md5[:8]}",
+            *([f"served as version {served_as}"] if served_as else []),
         ]
         return f"{self.reference} ({', '.join(details)})"
 

@@ -14,8 +14,10 @@ from mnist_pipeline import paths
 from mnist_pipeline.imaging import read_digit
 from mnist_pipeline.inference import load_classifier
 from mnist_pipeline.preprocessing import normalize_pixels
+from mnist_pipeline.registry import ModelSource
 from mnist_pipeline.web.app import Limits, create_app
 from mnist_pipeline.web.bounded_json import MAX_LIST_BYTES, MAX_STRING
+from mnist_pipeline.web.served import serving_version
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL = "http://127.0.0.1:8000"
@@ -265,3 +267,66 @@ def test_real_mnist_digits_get_the_same_answer_as_predict_json(tmp_path):
         assert reading["probability"] == round(float(np.max(probabilities)), 6)
     labels = np.load(REPO / paths.RAW_DIR / "y_test.npy")[:20]
     assert (predictions.argmax(axis=1) == labels).mean() >= 0.9
+
+
+def signature_metadata(version: str) -> dict[str, object]:
+    """What TensorFlow Serving answers for a model of 784 float pixels in, 10 floats out."""
+
+    def tensor(size: str) -> dict[str, object]:
+        dims = [{"size": "-1", "name": ""}, {"size": size, "name": ""}]
+        return {"dtype": "DT_FLOAT", "tensor_shape": {"dim": dims}}
+
+    return {
+        "model_spec": {"name": "mnist-mlp", "signature_name": "", "version": version},
+        "metadata": {
+            "signature_def": {
+                "signature_def": {
+                    "serving_default": {
+                        "inputs": {"pixels": tensor("784")},
+                        "outputs": {"output_0": tensor("10")},
+                        "method_name": "tensorflow/serving/predict",
+                    }
+                }
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "version"),
+    [("/v1/models/mnist-mlp", "1"), ("/v1/models/mnist-mlp/versions/2", "2"),
+     ("/v1/models/mnist-mlp/versions/002", "2")],
+)  # fmt: skip
+def test_the_metadata_is_the_signature_as_tf_serving_gives_it(client, path, version):
+    response = client.get(f"{path}/metadata")
+    assert response.status_code == 200
+    assert response.json() == signature_metadata(version)
+
+
+@pytest.mark.parametrize(
+    ("path", "wanted"),
+    [("mnist-cnn", "Latest(mnist-cnn)"), ("mnist-mlp/versions/3", "Specific(mnist-mlp, 3)"),
+     ("mnist-mlp/versions/v2", "Specific(mnist-mlp, v2)")],
+)  # fmt: skip
+def test_the_metadata_of_a_model_not_served_is_a_404(client, path, wanted):
+    response = client.get(f"/v1/models/{path}/metadata")
+    assert response.status_code == 404
+    assert response.json() == {"error": f"Servable not found for request: {wanted}"}
+
+
+@pytest.mark.parametrize(
+    ("version", "number"),
+    [
+        ("v1.0.0", "1000000"),
+        ("v1.2.3", "1002003"),
+        ("0.0.1", "1"),
+        ("v999.999.999", "999999999"),
+        ("v1000.0.0", "2983486093"),  # too large a part: the md5's, as without a version
+        ("v1.0", "2983486093"),
+        (None, "2983486093"),  # 0xb1d4628d
+    ],
+)
+def test_a_served_version_is_a_number_the_label_names_too(version, number):
+    source = ModelSource("m", Path("m.tflite"), "b1d4628d70d19aeb07ac8fe9a1d49bbf", version)
+    assert serving_version(source) == number
+    assert source.label(served_as=number).endswith(f", served as version {number})")

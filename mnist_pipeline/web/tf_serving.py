@@ -1,6 +1,7 @@
 """TensorFlow Serving's REST API, for the clients people already have for it.
 
     GET  /v1/models/NAME[/versions/VERSION]           the model's status
+    GET  /v1/models/NAME[/versions/VERSION]/metadata  its signature: what it takes and gives
     POST /v1/models/NAME[/versions/VERSION]:predict   {"instances": [...]} -> {"predictions": ...}
                                                       {"inputs": [...]} -> {"outputs": ...}
 
@@ -15,13 +16,14 @@ from collections.abc import Awaitable, Callable, Sequence
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 
-from mnist_pipeline.dataset import IMAGE_SHAPE
+from mnist_pipeline.dataset import IMAGE_SHAPE, NUM_CLASSES
 from mnist_pipeline.preprocessing import INPUT_NAME, INPUT_SIZE
 from mnist_pipeline.web import bounded_json
 from mnist_pipeline.web.bounded_json import bad
 from mnist_pipeline.web.served import ServedModel
 
 SIGNATURE = "serving_default"  # TensorFlow Serving's name of a model's one signature
+OUTPUT_NAME = "output_0"  # what Keras' LiteRT export names the model's one output
 
 # Runs work in one of the server's worker threads, as many at once as it reads pictures.
 InAWorker = Callable[..., Awaitable[object]]
@@ -33,6 +35,8 @@ ReadBody = Callable[[Request, int, str], Awaitable[bytes]]
 def find(models: Sequence[ServedModel], name: str, version: str | None) -> ServedModel:
     """The model served under `name` (and `version`: else the first of that name), or a 404
     worded as TensorFlow Serving words it."""
+    if version and version.isascii() and version.isdigit():  # a number: 007 is 7
+        version = version.lstrip("0") or "0"
     for model in models:
         if model.name == name and version in (None, model.version):
             return model
@@ -45,6 +49,30 @@ def status(model: ServedModel) -> dict[str, object]:
         "version": model.version,
         "state": "AVAILABLE",
         "status": {"error_code": "OK", "error_message": ""},
+    }
+
+
+def tensor(*dims: int) -> dict[str, object]:
+    """A float32 tensor of these dimensions (-1: the batch), as TensorFlow Serving describes one
+    (a TensorInfo in protobuf's JSON: int64 as strings)."""
+    return {
+        "dtype": "DT_FLOAT",
+        "tensor_shape": {"dim": [{"size": str(dim), "name": ""} for dim in dims]},
+    }
+
+
+def metadata(model: ServedModel) -> dict[str, object]:
+    """TensorFlow Serving's GetModelMetadataResponse for `model`: its one signature, a batch of
+    784 pixels in, a batch of 10 probabilities out (what inference.check_digit_classifier
+    requires of every model served)."""
+    signature = {
+        "inputs": {INPUT_NAME: tensor(-1, INPUT_SIZE)},
+        "outputs": {OUTPUT_NAME: tensor(-1, NUM_CLASSES)},
+        "method_name": "tensorflow/serving/predict",
+    }
+    return {
+        "model_spec": {"name": model.name, "signature_name": "", "version": model.version},
+        "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}},
     }
 
 
@@ -143,6 +171,14 @@ def router(
     @routes.get("/models/{name}/versions/{version}")
     async def version_status(name: str, version: str) -> dict[str, object]:
         return {"model_version_status": [status(find(models, name, version))]}
+
+    @routes.get("/models/{name}/metadata")
+    async def latest_metadata(name: str) -> dict[str, object]:
+        return metadata(find(models, name, None))
+
+    @routes.get("/models/{name}/versions/{version}/metadata")
+    async def version_metadata(name: str, version: str) -> dict[str, object]:
+        return metadata(find(models, name, version))
 
     async def predict(request: Request, name: str, version: str | None) -> dict[str, object]:
         model = find(models, name, version)
