@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 from PIL import Image
 
-from mnist_pipeline.web.app import Limits
+from mnist_pipeline.web.limits import Limits
 from tests.pictures import (
     colour_drawing,
     elongated_strip,

@@ -15,8 +15,9 @@ from mnist_pipeline.imaging import read_digit
 from mnist_pipeline.inference import load_classifier
 from mnist_pipeline.preprocessing import normalize_pixels
 from mnist_pipeline.registry import ModelSource
-from mnist_pipeline.web.app import Limits, create_app
+from mnist_pipeline.web.app import create_app
 from mnist_pipeline.web.bounded_json import MAX_LIST_BYTES, MAX_STRING
+from mnist_pipeline.web.limits import Limits
 from mnist_pipeline.web.served import serving_version
 
 REPO = Path(__file__).resolve().parent.parent

@@ -37,8 +37,9 @@ from mnist_pipeline.imaging import read_digit
 from mnist_pipeline.inference import classify, load_classifier
 from mnist_pipeline.web import app as web_app
 from mnist_pipeline.web import memory
-from mnist_pipeline.web.app import Limits, create_app
+from mnist_pipeline.web.app import create_app
 from mnist_pipeline.web.launch import serving
+from mnist_pipeline.web.limits import Limits
 from mnist_pipeline.web.serve import build_parser, model_references, warn_if_reachable
 
 REPO = Path(__file__).resolve().parent.parent

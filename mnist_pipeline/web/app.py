@@ -12,7 +12,6 @@ TensorFlow Serving's REST API is served under /v1 (tf_serving.py). Every error i
 import io
 import ipaddress
 import logging
-import os
 import re
 import threading
 import uuid
@@ -36,6 +35,7 @@ from mnist_pipeline.imaging import DECODE_ERRORS, read_digit
 from mnist_pipeline.inference import top_two
 from mnist_pipeline.preprocessing import normalize_pixels
 from mnist_pipeline.web import memory, tf_serving
+from mnist_pipeline.web.limits import Limits
 from mnist_pipeline.web.served import ServedModel
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -59,23 +59,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The largest upload accepted (the page's canvas PNG is some 10 KB of 280x280 pixels), and
-    how many requests are decoded and classified at once; the others wait their turn.
-
-    Decoding is CPU work (Pillow lets go of the GIL for it): more pictures at once than CPUs read
-    none faster, while each holds its decoded pixels (docs/web.md: what a burst costs).
-    """
-
-    max_bytes: int = 2_000_000
-    max_pixels: int = 4_000_000
-    decoders: int = os.cpu_count() or 1
-    # TensorFlow Serving's predict: digits per request, and the JSON that holds that many.
-    max_instances: int = 1000
-    max_json_bytes: int = 20_000_000
 
 
 @dataclass(frozen=True)
