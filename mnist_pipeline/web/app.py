@@ -35,6 +35,7 @@ from mnist_pipeline.imaging import DECODE_ERRORS, read_digit
 from mnist_pipeline.inference import top_two
 from mnist_pipeline.preprocessing import normalize_pixels
 from mnist_pipeline.web import memory, tf_serving
+from mnist_pipeline.web.client_bounds import BodyLimits
 from mnist_pipeline.web.limits import Limits
 from mnist_pipeline.web.served import ServedModel
 
@@ -191,6 +192,10 @@ def create_app(
             client,
         )
         return Response(status_code=400)
+
+    # Added first, so innermost: a refused Host takes no body's place, and a 503 or 408 gets the
+    # headers below.
+    app.add_middleware(BodyLimits, max_bodies=limits.max_bodies, body_timeout=limits.body_timeout)
 
     @app.middleware("http")
     async def refuse_other_hosts(
