@@ -3,11 +3,11 @@
 Builds pictures a hostile user could send within the web server's upload limits (a few KB that
 decode to a very wide, very tall or one-pixel-high picture), the largest pictures those limits
 accept (an 8000x400 strip; 2000x2000 drawings in colour, with transparency, in 16 bits and in
-floats; 2000x2000 photos as JPEG, JPEG 2000 and WebP), and a 12-megapixel phone photo, which
-only `predict` accepts. Each is read in a fresh process through read_digit; printed: its size,
-whether it is within the limits, the CPU seconds and the peak memory above the idle process, and
-whether it was read or refused (with the one line). Linux only (the peak is read from /proc).
-Usage: `python -m benchmarks.hostile_pictures`.
+floats; a TIFF of 15,500 1x1 pages; 2000x2000 photos as JPEG, JPEG 2000 and WebP), and a
+12-megapixel phone photo, which only `predict` accepts. Each is read in a fresh process through
+read_digit; printed: its size, whether it is within the limits, the CPU seconds and the peak
+memory above the idle process, and whether it was read or refused (with the one line). Linux
+only (the peak is read from /proc). Usage: `python -m benchmarks.hostile_pictures`.
 """
 
 import argparse
@@ -24,11 +24,12 @@ from pathlib import Path
 import psutil
 from PIL import Image
 
-from mnist_pipeline.web.app import Limits
+from mnist_pipeline.web.limits import Limits
 from tests.pictures import (
     colour_drawing,
     elongated_strip,
     float_drawing,
+    many_page_tiff,
     one_pixel_line,
     photo,
     sixteen_bit_drawing,
@@ -52,6 +53,7 @@ PICTURES: dict[str, Callable[[], bytes]] = {
     "transparent drawing, PNG": transparent_drawing,
     "16-bit drawing, PNG": sixteen_bit_drawing,
     "float drawing, TIFF": float_drawing,
+    "15,500 pages, TIFF": many_page_tiff,
     "photo, JPEG": lambda: photo((2000, 2000), quality=75),
     "photo, JPEG 2000": lambda: photo((2000, 2000), "JPEG2000", quality_layers=[20]),
     "photo, WebP": lambda: photo((2000, 2000), "WEBP", quality=80),

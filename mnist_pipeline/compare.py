@@ -9,6 +9,7 @@ for a committed one, its committed reports/evaluate/predictions.csv is read inst
 import argparse
 import io
 import logging
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,9 @@ import pandas as pd
 from PIL import Image
 
 from mnist_pipeline import cli, paths, registry
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.evaluation import draw_digits
+from mnist_pipeline.dataset import NUM_CLASSES
+from mnist_pipeline.errors import PipelineError, one_line
+from mnist_pipeline.evaluation import PREDICTIONS_COLUMNS, draw_digits
 from mnist_pipeline.files import atomic_file, load_arrays
 from mnist_pipeline.inference import load_classifier
 from mnist_pipeline.preprocessing import check_prepared
@@ -26,6 +28,14 @@ from mnist_pipeline.registry import ModelSource
 
 PROG = "mnist-compare"
 DEFAULT_PICTURE = Path("compare.png")
+# What else a path may be than a regular file, each as --out's refusal names it.
+SPECIAL_FILES = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +73,48 @@ def committed_predictions(source: ModelSource, actual: np.ndarray) -> np.ndarray
         text = dvc.api.read(str(paths.PREDICTIONS_FILE), rev=source.revision)
     except PathMissingError:
         return None
-    table = pd.read_csv(io.StringIO(text))
+    table = read_predictions(source, text)
     if not np.array_equal(table["actual"].to_numpy(), actual):
         raise PipelineError(
             f"{source.reference}: its {paths.PREDICTIONS_FILE} is of another test set than "
             f"{paths.PREPARED_DIR}"
         )
     return table["predicted"].to_numpy()
+
+
+def read_predictions(source: ModelSource, text: str) -> pd.DataFrame:
+    """A committed predictions table as evaluate writes it (its two columns of digits 0-9), or
+    one line saying how this one differs."""
+    try:
+        table = pd.read_csv(io.StringIO(text))
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+        problem = one_line(error)
+    else:
+        columns = tuple(table.columns)
+        if columns != PREDICTIONS_COLUMNS:
+            expected = ", ".join(PREDICTIONS_COLUMNS)
+            problem = f"columns {', '.join(map(str, columns))}, not {expected}"
+        elif not all(pd.api.types.is_integer_dtype(dtype) for dtype in table.dtypes):
+            problem = "values that are not whole numbers, or none"
+        elif not table.isin(range(NUM_CLASSES)).all(axis=None):
+            problem = f"numbers other than the digits 0-{NUM_CLASSES - 1}"
+        else:
+            return table
+    raise PipelineError(
+        f"{source.reference}: its committed {paths.PREDICTIONS_FILE} is not what evaluate writes "
+        f"({problem})"
+    )
+
+
+def check_out(path: Path) -> None:
+    """Refuse an --out other than a regular file (or a link to one) or a new name in an existing
+    folder: the picture replaces it, and a device or pipe (`/dev/null`) must not be replaced."""
+    if not path.parent.is_dir():
+        raise PipelineError(f"--out {path}: no folder {path.parent}; make it first")
+    if path.exists() and not path.is_file():
+        mode = path.stat().st_mode
+        kind = next(name for is_kind, name in SPECIAL_FILES if is_kind(mode))
+        raise PipelineError(f"--out {path}: {kind}, not a regular file; name a PNG file to write")
 
 
 def predictions(source: ModelSource, pixels: np.ndarray, actual: np.ndarray) -> np.ndarray:
@@ -98,6 +143,7 @@ def draw_changes(
 
 
 def main(args: argparse.Namespace) -> None:
+    check_out(args.out)
     sources = [registry.resolve(reference, cli.MISSING_MODEL_HINT) for reference in args.models]
     test = load_arrays(paths.PREPARED_DIR, ("x_test", "y_test"), mmap=True)
     check_prepared(test["x_test"], test["y_test"], origin=str(paths.PREPARED_DIR))

@@ -76,9 +76,14 @@ def score_test_set(
     }
 
 
+# The columns of reports/evaluate/predictions.csv, as mnist-compare reads them too.
+PREDICTIONS_COLUMNS = ("actual", "predicted")
+
+
 def predictions_table(actual: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
     """A row per test image, its `actual` and `predicted` digit: DVC's confusion-matrix input."""
-    return pd.DataFrame({"actual": actual, "predicted": probabilities.argmax(axis=1)})
+    actual_column, predicted_column = PREDICTIONS_COLUMNS
+    return pd.DataFrame({actual_column: actual, predicted_column: probabilities.argmax(axis=1)})
 
 
 def most_confident_mistakes(

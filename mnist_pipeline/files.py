@@ -55,9 +55,9 @@ def _temporary_file(path: Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_files(*paths: Path) -> Iterator[tuple[Path, ...]]:
+def atomic_files(*paths: Path, mode: int = 0o644) -> Iterator[tuple[Path, ...]]:
     """Yield a temporary path beside each of `paths`; they replace their outputs only once the
-    block has written them all: a failure midway leaves every old output as it was."""
+    block has written them all, with `mode`: a failure midway leaves every old output as it was."""
     with contextlib.ExitStack() as stack:
         temporaries = tuple(stack.enter_context(_temporary_file(path)) for path in paths)
         yield temporaries
@@ -67,14 +67,15 @@ def atomic_files(*paths: Path) -> Iterator[tuple[Path, ...]]:
             if path.is_dir():
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         for tmp, path in zip(temporaries, paths, strict=True):
-            tmp.chmod(0o644)  # mkstemp makes it private; the output is an ordinary file
+            tmp.chmod(mode)  # mkstemp makes it private (0o600)
             tmp.replace(path)
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
-    with atomic_files(path) as (tmp,):
+def atomic_file(path: Path, mode: int = 0o644) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path`, with `mode`, only if the block
+    succeeds."""
+    with atomic_files(path, mode=mode) as (tmp,):
         yield tmp
 
 

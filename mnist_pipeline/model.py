@@ -13,7 +13,7 @@ from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.files import MAKE_MODEL_HINT, ZIP_SIGNATURE, check_model_file
 from mnist_pipeline.inference import LiteRTClassifier
 from mnist_pipeline.params import ConvnetParams, DenseParams, ModelParams
-from mnist_pipeline.preprocessing import INPUT_SIZE
+from mnist_pipeline.preprocessing import INPUT_NAME, INPUT_SIZE
 
 # A zip entry's earliest possible date: the .keras archive then carries no save time.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -35,7 +35,7 @@ def build_model(params: ModelParams) -> keras.Sequential:
         name, hidden = "mnist_mlp", dense_layers(params.dense)
     return keras.Sequential(
         [
-            keras.Input(shape=(INPUT_SIZE,), name="pixels"),
+            keras.Input(shape=(INPUT_SIZE,), name=INPUT_NAME),
             *hidden,
             keras.layers.Dense(NUM_CLASSES, activation="softmax", name="digit_probabilities"),
         ],

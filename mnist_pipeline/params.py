@@ -5,6 +5,7 @@ before doing any work. A bad value becomes a one-line PipelineError naming the k
 `params.yaml: train.epochs must be greater than 0, got -1`.
 """
 
+import itertools
 import math
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
@@ -19,15 +20,20 @@ from pydantic import (
 )
 from ruamel.yaml import YAML, YAMLError
 
-from mnist_pipeline.dataset import IMAGE_SHAPE
+from mnist_pipeline.dataset import IMAGE_SHAPE, NUM_CLASSES
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.paths import PARAMS_FILE
+from mnist_pipeline.preprocessing import INPUT_SIZE
 
 SourceName = Literal["keras", "pypi", "local"]
 Activation = Literal["relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish"]
 Optimizer = Literal["rmsprop", "adam", "adamw", "nadam", "sgd"]
 ModelKind = Literal["dense", "convnet"]
 InstructionSet = Literal["avx2", "native"]  # kernels.pin
+
+# The largest network either family may build: 20 million float32 weights are 80 MB, and training
+# holds some four times that (gradients, the optimizer's slots). The tutorial's has 407,050.
+MAX_PARAMETERS = 20_000_000
 
 
 class Group(BaseModel):
@@ -88,6 +94,28 @@ class DenseParams(Group):
     )
     activation: Activation = Field(default="relu", description="Activation of the hidden layers")
 
+    @field_validator("hidden_units")
+    @classmethod
+    def _within_the_size_limit(cls, hidden_units: list[int]) -> list[int]:
+        check_size(dense_parameters(hidden_units), "")
+        return hidden_units
+
+
+def dense_parameters(hidden_units: list[int]) -> int:
+    """The weights and biases of the Dense network with these hidden layers, as Keras counts."""
+    widths = [INPUT_SIZE, *hidden_units, NUM_CLASSES]
+    return sum((inputs + 1) * outputs for inputs, outputs in itertools.pairwise(widths))
+
+
+def check_size(parameters: int, given: str) -> None:
+    """Refuse a network over MAX_PARAMETERS before TensorFlow loads (`given`: the other keys that
+    set its size, for the message)."""
+    if parameters > MAX_PARAMETERS:
+        raise ValueError(
+            f"{given}makes a network of {parameters:,} parameters, more than the "
+            f"{MAX_PARAMETERS:,} allowed"
+        )
+
 
 class ConvnetParams(Group):
     """model.convnet: keras-io's MNIST convnet, blocks of a convolution and a max pooling."""
@@ -131,7 +159,19 @@ class ConvnetParams(Group):
                 f"asks for more blocks than a {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} image allows: "
                 f"{problem}"
             )
+        given = f"(with kernel_size {kernel} and pool_size {pool}) "
+        check_size(convnet_parameters(filters, kernel, pool), given)
         return filters
+
+
+def convnet_parameters(filters: list[int], kernel: int, pool: int) -> int:
+    """The weights and biases of the convnet with these blocks (each fits: first_unfit_block),
+    as Keras counts: each convolution's, then the last Dense layer's on the flattened features."""
+    channels, side, parameters = 1, IMAGE_SHAPE[0], 0
+    for count in filters:
+        parameters += (kernel * kernel * channels + 1) * count
+        channels, side = count, (side - kernel + 1) // pool
+    return parameters + (side * side * channels + 1) * NUM_CLASSES
 
 
 def first_unfit_block(blocks: int, kernel: int, pool: int) -> str | None:

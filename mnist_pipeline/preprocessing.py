@@ -11,6 +11,7 @@ from mnist_pipeline.dataset import IMAGE_SHAPE, NUM_CLASSES
 from mnist_pipeline.errors import PipelineError
 
 INPUT_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+INPUT_NAME = "pixels"  # the network's input, by name (TensorFlow Serving's named instances)
 
 
 def normalize_pixels(images: np.ndarray) -> np.ndarray:

@@ -158,3 +158,26 @@ def float_drawing() -> bytes:
     """32-bit float pixels in [0, 1], as a scientific camera's TIFF holds them."""
     values = np.asarray(seven((2000, 2000), 1400, (1000, 1000)), np.float32) / 255
     return encoded(Image.fromarray(values), "TIFF", compression="tiff_adobe_deflate")
+
+
+def many_page_tiff(pages: int = 15_500) -> bytes:
+    """A TIFF of `pages` 1x1 grayscale pages, 128 bytes each (15,500: 1.98 MB, within the web
+    server's upload limit), written by hand: Pillow's save_all takes minutes for as many."""
+    import struct
+
+    entry_count, page_size = 8, 128
+    body = bytearray(b"II*\x00" + struct.pack("<I", 8))
+    for page in range(pages):
+        start = 8 + page * page_size
+        pixel = start + 2 + entry_count * 12 + 4  # the page's one byte, after its IFD
+        entries = [  # (tag, type SHORT=3 or LONG=4, value)
+            (256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 1),
+            (262, 3, 1), (273, 4, pixel), (278, 3, 1), (279, 4, 1),
+        ]  # fmt: skip
+        ifd = struct.pack("<H", entry_count) + b"".join(
+            struct.pack("<HHII", tag, kind, 1, value) for tag, kind, value in entries
+        )
+        following = start + page_size if page + 1 < pages else 0
+        page_bytes = ifd + struct.pack("<I", following) + b"\x80"
+        body += page_bytes.ljust(page_size, b"\x00")
+    return bytes(body)

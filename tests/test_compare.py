@@ -1,18 +1,24 @@
 """`mnist-compare`: two models digit by digit, from committed predictions or by running them."""
 
 import argparse
+import os
 import re
 import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 from project import DVC, run
 
 from mnist_pipeline import compare
 from mnist_pipeline.compare import agreement, build_parser, draw_changes
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.registry import ModelSource
 
 
 def test_agreement_puts_each_digit_in_exactly_one_count():
@@ -107,3 +113,117 @@ def test_two_experiments_compared_from_their_committed_predictions(reproduced_pr
     by_file = run(repo, *command, "narrow", "models/model.tflite", "--out", str(tmp_path / "f.png"))
     assert counts_printed(by_file.stdout) == counts
     assert "reading the 100 test digits" in by_file.stderr
+
+
+def compare_command(repo: Path, *arguments: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "mnist_pipeline.compare", *arguments]
+    return run(repo, *command, check=False, timeout=300)
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1 and result.stdout == "", result.stderr
+    [line] = [line for line in result.stderr.splitlines() if not line.startswith("INFO ")]
+    return line.removeprefix("mnist-compare: error: ")
+
+
+def special_file(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / kind
+    if kind == "pipe":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:  # a link to a character device: were it followed, the device would not be replaced
+        path.symlink_to("/dev/null")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "named"),
+    [("pipe", "a named pipe"), ("folder", "a folder"), ("device", "a character device")],
+)
+def test_out_is_refused_unless_a_regular_file_or_a_new_name(tmp_path, kind, named):
+    out = special_file(tmp_path, kind)
+    before = os.lstat(out)
+    error = one_line_error(compare_command(tmp_path, "a", "b", "--out", str(out)))
+    assert error == f"--out {out}: {named}, not a regular file; name a PNG file to write"
+    assert os.lstat(out) == before
+
+
+def test_out_in_a_missing_folder_is_refused_and_no_folder_made(tmp_path):
+    out = tmp_path / "missing/compare.png"
+    error = one_line_error(compare_command(tmp_path, "a", "b", "--out", str(out)))
+    assert error == f"--out {out}: no folder {out.parent}; make it first"
+    assert not out.parent.exists()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_out_may_be_a_new_name_or_a_regular_file(tmp_path, existing):
+    out = tmp_path / "compare.png"
+    if existing:
+        out.write_bytes(b"an older picture")
+    compare.check_out(out)  # no error: the refusals come before any model is read
+
+
+SOURCE = ModelSource("HEAD", Path("models/model.tflite"), "0" * 32, revision="a" * 40)
+NOT_EVALUATES = "HEAD: its committed reports/evaluate/predictions.csv is not what evaluate writes"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "EmptyDataError: No columns to parse from file"),
+        (
+            "actual,predicted\n1,2\n1,2,3\n",
+            "ParserError: Error tokenizing data. C error: Expected 2 fields in line 3, saw 3",
+        ),
+        ("digit,answer\n1,2\n", "columns digit, answer, not actual, predicted"),
+        ("actual\n1\n", "columns actual, not actual, predicted"),
+        ("actual,predicted\n", "values that are not whole numbers, or none"),
+        ("actual,predicted\n1,x\n", "values that are not whole numbers, or none"),
+        ("actual,predicted\n1,\n", "values that are not whole numbers, or none"),
+        ("actual,predicted\n1,0.5\n", "values that are not whole numbers, or none"),
+        ("actual,predicted\n1,10\n", "numbers other than the digits 0-9"),
+        ("actual,predicted\n-1,1\n", "numbers other than the digits 0-9"),
+    ],
+)
+def test_a_predictions_table_not_as_evaluate_writes_it_is_one_line(text, problem):
+    with pytest.raises(PipelineError) as raised:
+        compare.read_predictions(SOURCE, text)
+    assert str(raised.value).startswith(f"{NOT_EVALUATES} ({problem}")
+    assert "\n" not in str(raised.value)
+
+
+def test_digits_0_and_9_are_read():
+    table = compare.read_predictions(SOURCE, "actual,predicted\n0,9\n9,0\n")
+    assert table.to_numpy().tolist() == [[0, 9], [9, 0]]
+
+
+@pytest.mark.e2e
+def test_a_committed_predictions_table_that_is_not_evaluates_is_one_line(reproduced_project):
+    repo = reproduced_project
+    (repo / "reports/evaluate/predictions.csv").write_text("")
+    run(repo, "git", "commit", "-qam", "an empty predictions table")
+    error = one_line_error(compare_command(repo, "HEAD", "HEAD~1", "--out", "c.png"))
+    assert error == f"{NOT_EVALUATES} (EmptyDataError: No columns to parse from file)"
+
+
+@pytest.mark.e2e
+def test_a_revision_from_before_the_litert_export_is_compared_by_its_predictions(
+    reproduced_project, tmp_path
+):
+    repo = reproduced_project
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    for stage in lock["stages"].values():  # as dvc.lock was before the train stage exported it
+        stage["outs"] = [out for out in stage["outs"] if out["path"] != "models/model.tflite"]
+    (repo / "dvc.lock").write_text(yaml.safe_dump(lock))
+    run(repo, "git", "commit", "-qam", "before the LiteRT export")
+    result = compare_command(repo, "HEAD", "HEAD~1", "--out", str(tmp_path / "c.png"))
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(repo / "reports/evaluate/predictions.csv")
+    assert counts_printed(result.stdout) == recount(table, table)
+    keras_md5 = next(
+        out["md5"] for stage in lock["stages"].values() for out in stage["outs"]
+        if out["path"] == "models/model.keras"
+    )  # fmt: skip
+    commit = run(repo, "git", "rev-parse", "--short=7", "HEAD").stdout.strip()
+    assert f"A: HEAD (revision {commit}, md5 {keras_md5[:8]})" in result.stdout.splitlines()

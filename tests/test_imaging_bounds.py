@@ -8,11 +8,12 @@ What reading costs is measured by benchmarks/hostile_pictures.py, not here.
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from pictures import one_pixel_line, seven, tall_strip, wide_strip
+from pictures import many_page_tiff, one_pixel_line, seven, tall_strip, wide_strip
 from PIL import Image, ImageDraw
 
 from mnist_pipeline import predict
@@ -51,6 +52,14 @@ def test_a_strip_too_elongated_to_hold_a_digit_is_refused_in_one_line(name, tmp_
     message = str(error.value)
     assert re.fullmatch(rf"{re.escape(str(path))}: {SIZES[name]} pixels: too elongated .*", message)
     assert "\n" not in message
+
+
+def test_a_tiff_of_15500_pages_is_refused_without_walking_its_pages(tmp_path):
+    path = write(tmp_path, "pages.tif", many_page_tiff(15_500))  # 1.98 MB: an upload's size
+    start = time.process_time()
+    with pytest.raises(PipelineError, match=r"pages.tif: has several frames; give one picture"):
+        read_digit(path)
+    assert time.process_time() - start < 0.5  # counting its pages took 2-5 s
 
 
 def test_the_most_elongated_picture_accepted_is_read_and_a_pixel_more_is_refused(tmp_path):

@@ -14,7 +14,13 @@ from mnist_pipeline.model import (
     load_model,
     save_model,
 )
-from mnist_pipeline.params import ConvnetParams, DenseParams, ModelParams
+from mnist_pipeline.params import (
+    ConvnetParams,
+    DenseParams,
+    ModelParams,
+    convnet_parameters,
+    dense_parameters,
+)
 
 HINT = "run `dvc repro` to make it"
 
@@ -66,6 +72,28 @@ def test_convnet_params_set_its_blocks():
     assert model.count_params() == (5 * 5 + 1) * 8 + (8 * 8 * 8 + 1) * 10
     assert model.get_layer("convolution_1").activation.__name__ == "tanh"
     assert model.get_layer("dropout").rate == 0.25
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        ModelParams(),
+        ModelParams(dense=DenseParams(hidden_units=[3, 700, 1])),
+        ModelParams(kind="convnet"),
+        ModelParams(kind="convnet", convnet=ConvnetParams(filters=[5, 3], kernel_size=4)),
+        ModelParams(kind="convnet", convnet=ConvnetParams(filters=[2, 7], pool_size=1)),
+    ],
+)
+def test_params_count_the_parameters_as_keras_does(params):
+    # params.py counts them to refuse a network too large before TensorFlow loads.
+    counted = (
+        convnet_parameters(
+            params.convnet.filters, params.convnet.kernel_size, params.convnet.pool_size
+        )
+        if params.kind == "convnet"
+        else dense_parameters(params.dense.hidden_units)
+    )
+    assert counted == build_model(params).count_params()
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,10 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+from mnist_pipeline import params
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import (
+    MAX_PARAMETERS,
     SECTIONS,
     ConvnetParams,
     FetchParams,
@@ -185,10 +187,62 @@ def test_convnet_values_at_the_edges_are_accepted(convnet):
     assert model.convnet == ConvnetParams(**convnet)
 
 
-@pytest.mark.parametrize("hidden_units", [[1], [65536], [1, 65536, 1]])
+@pytest.mark.parametrize("hidden_units", [[1], [25_000], [1, 65536, 1]])
 def test_dense_widths_at_the_edges_are_accepted(hidden_units):
     model = parse_section(ModelParams, {"model": {"dense": {"hidden_units": hidden_units}}})
     assert model.dense.hidden_units == hidden_units
+
+
+# The widest single hidden layer within MAX_PARAMETERS, and one unit more: 784*h + h + 10*h + 10.
+WIDEST = (MAX_PARAMETERS - 10) // 795
+
+
+def test_the_largest_network_allowed_is_accepted_and_one_unit_more_refused():
+    assert 784 * WIDEST + WIDEST + 10 * WIDEST + 10 <= MAX_PARAMETERS
+    parse_section(ModelParams, {"model": {"dense": {"hidden_units": [WIDEST]}}})
+    over = 795 * (WIDEST + 1) + 10
+    with pytest.raises(PipelineError) as error:
+        parse_section(ModelParams, {"model": {"dense": {"hidden_units": [WIDEST + 1]}}})
+    assert str(error.value) == (
+        f"params.yaml: model.dense.hidden_units makes a network of {over:,} parameters, more than "
+        f"the {MAX_PARAMETERS:,} allowed, got [{WIDEST + 1}]"
+    )
+
+
+@pytest.mark.parametrize(("limit", "accepted"), [(34_826, True), (34_825, False)])
+def test_a_convnet_of_as_many_parameters_as_the_limit_is_accepted(monkeypatch, limit, accepted):
+    # keras-io's convnet has 34,826 (test_model.py counts them through Keras).
+    monkeypatch.setattr(params, "MAX_PARAMETERS", limit)
+    values = {"model": {"kind": "convnet", "convnet": {"filters": [32, 64]}}}
+    if accepted:
+        parse_section(ModelParams, values)
+        return
+    with pytest.raises(PipelineError) as error:
+        parse_section(ModelParams, values)
+    assert str(error.value) == (
+        "params.yaml: model.convnet.filters (with kernel_size 3 and pool_size 2) makes a network "
+        "of 34,826 parameters, more than the 34,825 allowed, got [32, 64]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            {"dense": {"hidden_units": [65536] * 20}},
+            "model.dense.hidden_units makes a network of 81,657,724,938 parameters",
+        ),
+        (
+            {"convnet": {"filters": [1024] * 60, "kernel_size": 1, "pool_size": 1}},
+            "model.convnet.filters (with kernel_size 1 and pool_size 1) makes a network of "
+            "69,956,618 parameters",
+        ),
+    ],
+)
+def test_a_network_of_billions_of_parameters_is_refused_in_one_line(model, message):
+    with pytest.raises(PipelineError) as error:
+        parse_section(ModelParams, {"model": model})
+    assert message in str(error.value) and "\n" not in str(error.value)
 
 
 def test_the_kind_alone_switches_families_each_group_keeps_its_values():

@@ -267,10 +267,12 @@ def test_the_web_server_serves_a_registered_model_and_an_experiment_then_starts_
     with serving("mnist-mlp#prod", "wider", cwd=b, env=env) as server:
         first = served_models(server.url)
     [prod, wider] = first
-    assert (prod["version"], prod["md5"]) == ("v1.0.0", registry_origin.md5)
+    # TensorFlow Serving's versions (docs/web.md): v1.0.0 as 1000000, the experiment by its md5.
+    assert (prod["version"], prod["md5"]) == ("1000000", registry_origin.md5)
+    assert prod["label"].endswith(", served as version 1000000)")
     assert prod["accuracy"] == registry_origin.accuracy
     assert (wider["version"], wider["md5"]) == (
-        wider["revision"][:8],
+        str(int(registry_origin.experiment_md5[:8], 16)),
         registry_origin.experiment_md5,
     )
     s3.stop()
@@ -279,7 +281,7 @@ def test_the_web_server_serves_a_registered_model_and_an_experiment_then_starts_
             assert served_models(server.url) == first  # from the user cache
             instances = {"instances": [[0.0] * 784]}
             request = urllib.request.Request(
-                f"{server.url}v1/models/mnist-mlp/versions/v1.0.0:predict",
+                f"{server.url}v1/models/mnist-mlp/versions/1000000:predict",
                 data=json.dumps(instances).encode(),
                 headers={"Content-Type": "application/json"},
             )

@@ -14,7 +14,11 @@ from mnist_pipeline import paths
 from mnist_pipeline.imaging import read_digit
 from mnist_pipeline.inference import load_classifier
 from mnist_pipeline.preprocessing import normalize_pixels
-from mnist_pipeline.web.app import Limits, create_app
+from mnist_pipeline.registry import ModelSource
+from mnist_pipeline.web.app import create_app
+from mnist_pipeline.web.bounded_json import MAX_LIST_BYTES, MAX_STRING
+from mnist_pipeline.web.limits import Limits
+from mnist_pipeline.web.served import serving_version
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL = "http://127.0.0.1:8000"
@@ -95,46 +99,124 @@ def test_a_version_is_addressed_by_its_path(client):
     assert np.argmax(response.json()["predictions"][0]) == 7
 
 
-@pytest.mark.parametrize(
-    ("body", "error"),
-    [
-        (b"{not json", "the request body is not JSON"),
-        ({"inputs": [[0] * 784]}, 'expected a JSON object {"instances": [...]}'),
-        ([[0] * 784], 'expected a JSON object {"instances": [...]}'),
-        ({"instances": []}, "expected 1 to 3 instances per request, got 0"),
-        ({"instances": [[0] * 784] * 4}, "expected 1 to 3 instances per request, got 4"),
-        (
-            {"instances": [[0] * 783]},
-            "each instance must be 784 numbers or 28 lists of 28, got 783",
-        ),
-        ({"instances": [[[0] * 28] * 27]}, "got 27x28"),
-        ({"instances": [[0] * 784, [0] * 783]}, "got something else (mixed values)"),
-        ({"instances": [["0.5"] * 784]}, "(text values)"),
-        ({"instances": [[True] * 784]}, "(true/false values)"),
-        ({"instances": [[0.5] * 783 + [1.5]]}, "pixels must be within [0, 1]: normalized"),
-        ({"instances": [[-0.1] + [0] * 783]}, "pixels must be within [0, 1]"),
-        (b'{"instances": [[NaN' + b", 0" * 783 + b"]]}", "pixels must be within [0, 1]"),
-    ],
-    ids=[
-        "not-json",
-        "inputs",
-        "bare-list",
-        "none",
-        "too-many",
-        "short",
-        "27x28",
-        "ragged",
-        "strings",
-        "booleans",
-        "above-1",
-        "below-0",
-        "nan",
-    ],  # fmt: skip
-)
+ZERO = [0] * 784
+BAD_REQUESTS = {
+    "not-json": (b"{not json", "the request body is not JSON"),
+    "both": ({"instances": [ZERO], "inputs": [ZERO]}, 'expected a JSON object {"instances"'),
+    "bare-list": ([ZERO], 'expected a JSON object {"instances": [...]} or {"inputs": [...]}'),
+    "none": ({"instances": []}, "expected 1 to 3 instances per request, got 0"),
+    "too-many": ({"instances": [ZERO] * 4}, "expected 1 to 3 instances per request, got 4"),
+    "columnar-too-many": ({"inputs": [ZERO] * 4}, "expected 1 to 3 instances per request, got 4"),
+    "short": (
+        {"instances": [[0] * 783]},
+        "each instance must be 784 numbers or 28 lists of 28, got 783 numbers",
+    ),
+    "27x28": ({"instances": [[[0] * 28] * 27]}, "got a list of 27"),
+    "short-row": ({"instances": [[[0] * 28] * 27 + [[0] * 27]]}, "got a row of 27 numbers"),
+    "ragged": ({"instances": [ZERO, [0] * 783]}, "got 783 numbers"),
+    "strings": ({"instances": [[0.5] * 783 + ["0.5"]]}, "got a list holding text"),
+    "a-number": ({"instances": [0.5]}, "got a number"),
+    "booleans": ({"instances": [[True] * 784]}, "pixels must be numbers, got true/false"),
+    "a-boolean": ({"instances": [[0] * 783 + [False]]}, "pixels must be numbers, got true/false"),
+    "nulls": ({"instances": [[None] * 784]}, "pixels must be numbers, got null"),
+    "above-1": ({"instances": [[0.5] * 783 + [1.5]]}, "pixels must be within [0, 1]: normalized"),
+    "below-0": ({"instances": [[-0.1] + [0] * 783]}, "pixels must be within [0, 1]"),
+    "nan": (b'{"instances": [[NaN' + b", 0" * 783 + b"]]}", "pixels must be within [0, 1]"),
+    "huge-integer": ({"instances": [[10**400] + [0] * 783]}, "pixels must be within [0, 1]"),
+    "signature": (
+        {"signature_name": "predict", "instances": [ZERO]},
+        'Serving signature name: "predict" not found in signature def',
+    ),
+    "input-name": (
+        {"instances": [{"image": ZERO}]},
+        "expected the model's one input, 'pixels', got image",
+    ),
+    "duplicate-key": (
+        b'{"instances": [[0]], "instances": [[1]]}',
+        "a key given twice in one object: instances",
+    ),
+    "escapes": (b'{"instances": [["\\u0030"]]}', "escapes in strings are not accepted"),
+    # What once cost a 500 and a traceback each.
+    "5000-digits": (b'{"instances": [[' + b"1" * 5000 + b"]]}", "not JSON: Exceeds the limit"),
+    "1001-deep": (b'{"instances": ' + b"[" * 101 + b"]" * 101 + b"}", "nested 102 deep"),
+    # What once cost hundreds of MiB: the body's structure is bounded before it is built.
+    "long-string": ({"instances": [["x" * 150_000]]}, "a string of 150,000 characters"),
+    "empty-lists": (b'{"instances": [' + b"[]," * 60_000 + b"[]]}", "120,008 brackets, braces"),
+}
+
+
+@pytest.mark.parametrize(("body", "error"), BAD_REQUESTS.values(), ids=BAD_REQUESTS)
 def test_a_bad_request_is_a_400_saying_what_is_wrong(client, body, error):
     response = predict(client, body)
     assert response.status_code == 400
     assert error in response.json()["error"]
+    assert "\n" not in response.json()["error"]
+
+
+def named(instances: np.ndarray) -> list[dict[str, list]]:
+    return [{"pixels": instance.tolist()} for instance in instances]
+
+
+# TensorFlow Serving's request shapes (docs/web.md): rows of instances, each perhaps named by the
+# model's input; columns, the batch as the input's value, perhaps named. Each reads the same.
+REQUEST_SHAPES = {
+    "instances": lambda digits: {"instances": digits.tolist()},
+    "instances-28x28": lambda digits: {"instances": digits.reshape(-1, 28, 28).tolist()},
+    "named-instances": lambda digits: {"instances": named(digits)},
+    "named-28x28": lambda digits: {"instances": named(digits.reshape(-1, 28, 28))},
+    "inputs": lambda digits: {"inputs": digits.tolist()},
+    "named-inputs": lambda digits: {"inputs": {"pixels": digits.reshape(-1, 28, 28).tolist()}},
+    "signature": lambda digits: {"signature_name": "serving_default", "inputs": digits.tolist()},
+}
+
+
+@pytest.mark.parametrize("shape", REQUEST_SHAPES)
+def test_each_request_shape_reads_the_same_digits(client, glyph_model, shape):
+    response = predict(client, REQUEST_SHAPES[shape](DIGITS[5:8]))
+    assert response.status_code == 200, response.text
+    [(key, predictions)] = response.json().items()
+    assert key == ("predictions" if "instances" in REQUEST_SHAPES[shape](DIGITS[:1]) else "outputs")
+    predictions = np.array(predictions)
+    np.testing.assert_allclose(predictions, glyph_model(DIGITS[5:8]), rtol=0, atol=1e-7)
+    assert predictions.argmax(axis=1).tolist() == [5, 6, 7]
+
+
+def test_as_deep_as_a_request_nests_is_read_and_a_level_more_refused(client):
+    deepest = {"inputs": {"pixels": DIGITS[:1].reshape(1, 28, 28).tolist()}}  # 5 levels
+    assert predict(client, deepest).status_code == 200
+    deeper = {"inputs": {"pixels": DIGITS[:1].reshape(1, 1, 28, 28).tolist()}}
+    response = predict(client, deeper)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("nested 6 deep")
+
+
+def test_a_list_of_numbers_as_long_as_allowed_is_read_and_a_byte_more_refused(client):
+    numbers = ", ".join(["0.5"] * 784).encode()
+    for padding, status in ((MAX_LIST_BYTES - len(numbers) - 2, 200), (1, 400)):
+        numbers += b" " * padding
+        response = predict(client, b'{"instances": [[' + numbers + b"]]}")
+        assert response.status_code == status, response.text
+    assert response.json()["error"] == "a list of 65,537 bytes: 784 pixels take at most 65,536"
+
+
+def test_strings_as_long_as_a_name_may_be_are_read_and_a_character_more_refused(client):
+    for length, error in ((MAX_STRING, "not found in signature def"), (MAX_STRING + 1, "a string")):
+        response = predict(client, {"signature_name": "x" * length, "instances": [ZERO]})
+        assert response.status_code == 400 and response.json()["error"].startswith(
+            (f'Serving signature name: "{"x" * length}"', f"a string of {length} characters")
+        )
+        assert error in response.json()["error"]
+
+
+def test_structure_and_text_are_bounded_by_the_instances_a_request_may_hold(client):
+    # Three instances: at most 3 * 64 + 64 brackets, braces and quotes; 3 * 1024 + 1024 bytes
+    # of JSON outside lists of numbers. {"x": [ holds 4, ]} 2, and each [] 2.
+    for lists, error in ((125, 'expected a JSON object {"instances"'), (126, "258 brackets")):
+        response = predict(client, b'{"x": [' + b",".join([b"[]"] * lists) + b"]}")
+        assert response.json()["error"].startswith(error), response.text
+    for spaces, error in ((4088, 'expected a JSON object {"instances"'), (4089, "4,097 bytes")):
+        response = predict(client, b'{"x": 0' + b" " * spaces + b"}")
+        assert response.json()["error"].startswith(error), response.text
 
 
 def test_as_many_instances_as_the_limit_and_pixels_at_both_ends_are_read(client):
@@ -186,3 +268,66 @@ def test_real_mnist_digits_get_the_same_answer_as_predict_json(tmp_path):
         assert reading["probability"] == round(float(np.max(probabilities)), 6)
     labels = np.load(REPO / paths.RAW_DIR / "y_test.npy")[:20]
     assert (predictions.argmax(axis=1) == labels).mean() >= 0.9
+
+
+def signature_metadata(version: str) -> dict[str, object]:
+    """What TensorFlow Serving answers for a model of 784 float pixels in, 10 floats out."""
+
+    def tensor(size: str) -> dict[str, object]:
+        dims = [{"size": "-1", "name": ""}, {"size": size, "name": ""}]
+        return {"dtype": "DT_FLOAT", "tensor_shape": {"dim": dims}}
+
+    return {
+        "model_spec": {"name": "mnist-mlp", "signature_name": "", "version": version},
+        "metadata": {
+            "signature_def": {
+                "signature_def": {
+                    "serving_default": {
+                        "inputs": {"pixels": tensor("784")},
+                        "outputs": {"output_0": tensor("10")},
+                        "method_name": "tensorflow/serving/predict",
+                    }
+                }
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "version"),
+    [("/v1/models/mnist-mlp", "1"), ("/v1/models/mnist-mlp/versions/2", "2"),
+     ("/v1/models/mnist-mlp/versions/002", "2")],
+)  # fmt: skip
+def test_the_metadata_is_the_signature_as_tf_serving_gives_it(client, path, version):
+    response = client.get(f"{path}/metadata")
+    assert response.status_code == 200
+    assert response.json() == signature_metadata(version)
+
+
+@pytest.mark.parametrize(
+    ("path", "wanted"),
+    [("mnist-cnn", "Latest(mnist-cnn)"), ("mnist-mlp/versions/3", "Specific(mnist-mlp, 3)"),
+     ("mnist-mlp/versions/v2", "Specific(mnist-mlp, v2)")],
+)  # fmt: skip
+def test_the_metadata_of_a_model_not_served_is_a_404(client, path, wanted):
+    response = client.get(f"/v1/models/{path}/metadata")
+    assert response.status_code == 404
+    assert response.json() == {"error": f"Servable not found for request: {wanted}"}
+
+
+@pytest.mark.parametrize(
+    ("version", "number"),
+    [
+        ("v1.0.0", "1000000"),
+        ("v1.2.3", "1002003"),
+        ("0.0.1", "1"),
+        ("v999.999.999", "999999999"),
+        ("v1000.0.0", "2983486093"),  # too large a part: the md5's, as without a version
+        ("v1.0", "2983486093"),
+        (None, "2983486093"),  # 0xb1d4628d
+    ],
+)
+def test_a_served_version_is_a_number_the_label_names_too(version, number):
+    source = ModelSource("m", Path("m.tflite"), "b1d4628d70d19aeb07ac8fe9a1d49bbf", version)
+    assert serving_version(source) == number
+    assert source.label(served_as=number).endswith(f", served as version {number})")

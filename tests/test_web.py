@@ -20,13 +20,15 @@ import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.error import HTTPError
 from urllib.parse import urlsplit
-from urllib.request import urlopen
+from urllib.request import Request, urlopen
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from glyphs import drawing, glyphs, png
+from pictures import many_page_tiff
 from PIL import Image
 
 from mnist_pipeline import paths
@@ -35,8 +37,9 @@ from mnist_pipeline.imaging import read_digit
 from mnist_pipeline.inference import classify, load_classifier
 from mnist_pipeline.web import app as web_app
 from mnist_pipeline.web import memory
-from mnist_pipeline.web.app import Limits, create_app
+from mnist_pipeline.web.app import create_app
 from mnist_pipeline.web.launch import serving
+from mnist_pipeline.web.limits import Limits
 from mnist_pipeline.web.serve import build_parser, model_references, warn_if_reachable
 
 REPO = Path(__file__).resolve().parent.parent
@@ -130,6 +133,7 @@ def truncated_png() -> bytes:
         (A_ONE, "application/json", 415, f"{WANTS_AN_IMAGE}, got application/json"),
         (A_ONE, None, 415, f"{WANTS_AN_IMAGE}, got none"),
         (b"", "image/png", 400, "empty request: send the drawing as a PNG image"),
+        (many_page_tiff(700), "image/tiff", 422, "upload: has several frames"),
     ],
     ids=[
         "not-an-image",
@@ -143,6 +147,7 @@ def truncated_png() -> bytes:
         "json",
         "no-content-type",
         "missing-body",
+        "many-pages",
     ],
 )
 def test_bad_input_is_a_4xx_with_a_one_line_reason(client, body, content_type, status, message):
@@ -208,15 +213,24 @@ def test_at_most_as_many_pictures_are_read_at_once_as_there_are_cpus_by_default(
     assert Limits().decoders == os.cpu_count()
 
 
-def test_a_failure_inside_the_server_is_a_json_500_too(caplog):
+def test_a_failure_inside_the_server_is_a_json_500_and_one_log_line_naming_the_request(caplog):
     broken_model = object()  # not callable: classify fails as a bug would
     app = create_app([glyphs(broken_model)], LIMITS)
-    with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as c:
+    with TestClient(app, base_url=LOCAL) as c:  # it would raise what the app let through
         response = post_image(c, drawing(3, size=150, at=(140, 140)))
     assert response.status_code == 500
-    assert response.json() == {"error": "internal error"}
+    request_id = response.headers["x-request-id"]
+    assert re.fullmatch("[0-9a-f]{12}", request_id)
+    assert response.json() == {"error": f"internal error (request {request_id})"}
     assert "default-src 'self'" in response.headers["content-security-policy"]
-    assert "POST /api/predict failed" in caplog.text
+    errors = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert [(record.getMessage(), record.exc_info) for record in errors] == [
+        (
+            f"POST /api/predict failed (request {request_id}): TypeError: 'object' object is "
+            "not callable",
+            None,
+        )
+    ]
 
 
 # --- what is served ------------------------------------------------------------------------------
@@ -434,6 +448,49 @@ def test_a_malformed_chunked_body_is_one_warning_line_each_from_uvicorn_and_the_
         "WARNING mnist_pipeline.web.app: POST /api/predict from 127.0.0.1: the connection "
         "closed before the whole request arrived",
     ]
+
+
+NASTY_JSON = [
+    b'{"instances": ' + b"[" * 1001 + b"]" * 1001 + b"}",
+    b'{"instances": [[' + b"9" * 5000 + b"]]}",
+    json.dumps({"instances": [["x" * 500_000], *[["y"]] * 999]}).encode(),
+    b'{"instances": [' + b"[]," * 6_600_000 + b"[]]}",
+    b'{"instances": [[1e999' + b", 0" * 783 + b"]]}",
+    b'{"instances": [{}], "inputs": {"pixels": {"pixels": 1}}}',
+    b'{"inputs": {"pixels": {"pixels": [1]}}}',
+    b'{"instances": [[[[]]]]}',
+    b'{"instances": [[0' + b", 0" * 782 + b', {"a": [1]}]]}',
+    b"\xff\xfe\x00{",
+    b"",
+    b"null",
+    b'{"instances": 1' + b" " * 19_000_000 + b"}",
+]
+NASTY_PICTURES = [
+    many_page_tiff(),
+    truncated_png(),
+    bytes(1000),
+    png_claiming(30_000, 30_000),
+    b"\x89PNG\r\n\x1a\n" + bytes(1_999_000),
+]
+
+
+def test_the_nastiest_bodies_get_a_4xx_and_leave_no_error_in_the_log(real_server):
+    start = len(real_server.log)
+    requests = [("v1/models/mnist-mlp:predict", "application/json", b) for b in NASTY_JSON]
+    requests += [("api/predict", "image/png", body) for body in NASTY_PICTURES]
+    for path, content_type, body in requests:
+        request = Request(f"{real_server.url}{path}", body, headers={"Content-Type": content_type})
+        try:
+            with urlopen(request, timeout=60) as response:
+                status = response.status
+        except HTTPError as error:
+            status, answer = error.code, json.loads(error.read())
+            assert "\n" not in answer["error"]
+        assert 400 <= status < 500, (path, body[:60], status)
+    lines = new_lines(real_server, start, until="POST /api/predict")
+    with urlopen(f"{real_server.url}api/health", timeout=5) as health:
+        assert health.status == 200
+    assert not [line for line in lines if "Traceback" in line or line.startswith("ERROR")]
 
 
 # --- the command ---------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ TensorFlow Serving's REST API is served under /v1 (tf_serving.py). Every error i
 import io
 import ipaddress
 import logging
-import os
 import re
 import threading
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +30,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.errors import PipelineError, one_line
 from mnist_pipeline.imaging import DECODE_ERRORS, read_digit
 from mnist_pipeline.inference import top_two
 from mnist_pipeline.preprocessing import normalize_pixels
 from mnist_pipeline.web import memory, tf_serving
+from mnist_pipeline.web.client_bounds import BodyLimits
+from mnist_pipeline.web.limits import Limits
 from mnist_pipeline.web.served import ServedModel
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -58,23 +60,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The largest upload accepted (the page's canvas PNG is some 10 KB of 280x280 pixels), and
-    how many requests are decoded and classified at once; the others wait their turn.
-
-    Decoding is CPU work (Pillow lets go of the GIL for it): more pictures at once than CPUs read
-    none faster, while each holds its decoded pixels (docs/web.md: what a burst costs).
-    """
-
-    max_bytes: int = 2_000_000
-    max_pixels: int = 4_000_000
-    decoders: int = os.cpu_count() or 1
-    # TensorFlow Serving's predict: digits per request, and the JSON that holds that many.
-    max_instances: int = 1000
-    max_json_bytes: int = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -208,11 +193,9 @@ def create_app(
         )
         return Response(status_code=400)
 
-    @app.exception_handler(Exception)
-    async def failure_as_json(request: Request, error: Exception) -> JSONResponse:
-        # A bug, not bad input: logged with its traceback, answered as JSON like every error.
-        log.error("%s %s failed", request.method, request.url.path, exc_info=error)
-        return JSONResponse({"error": "internal error"}, 500, headers=SECURITY_HEADERS)
+    # Added first, so innermost: a refused Host takes no body's place, and a 503 or 408 gets the
+    # headers below.
+    app.add_middleware(BodyLimits, max_bodies=limits.max_bodies, body_timeout=limits.body_timeout)
 
     @app.middleware("http")
     async def refuse_other_hosts(
@@ -228,7 +211,12 @@ def create_app(
     async def add_security_headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        # Caught here rather than by an exception handler for Exception, which Starlette's
+        # ServerErrorMiddleware calls and then re-raises, for uvicorn to log a second traceback.
+        except Exception as error:
+            response = failure(request, error)
         response.headers.update(SECURITY_HEADERS)
         return response
 
@@ -255,6 +243,25 @@ def create_app(
     app.mount("/v1", serving_api, name="tf-serving")
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")
     return app
+
+
+def failure(request: Request, error: Exception) -> JSONResponse:
+    """A bug, not bad input: one log line naming the request by an id that its answer gives too
+    (the traceback only with --verbose), and a JSON 500 like every error."""
+    request_id = uuid.uuid4().hex[:12]
+    log.error(
+        "%s %s failed (request %s): %s",
+        request.method,
+        request.url.path,
+        request_id,
+        one_line(error),
+    )
+    log.debug("request %s", request_id, exc_info=error)
+    return JSONResponse(
+        {"error": f"internal error (request {request_id})"},
+        500,
+        headers={"X-Request-Id": request_id},
+    )
 
 
 async def read_body(request: Request, max_bytes: int, what: str) -> bytes:

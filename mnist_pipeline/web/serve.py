@@ -18,6 +18,7 @@ from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.net import listen, port_number, url_of
 from mnist_pipeline.preprocessing import INPUT_SIZE
 from mnist_pipeline.web import memory
+from mnist_pipeline.web.limits import Limits
 
 PROG = "mnist-web"
 DEFAULT_HOST = "127.0.0.1"  # loopback: the page is for the person at this machine
@@ -47,17 +48,17 @@ def main(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mnist_pipeline.web.app import create_app
+    from mnist_pipeline.web.client_bounds import server_config
     from mnist_pipeline.web.served import serve
 
     models = [serve(source) for source in sources]  # loaded once, for every request
     # One classification up front, so the first drawing does not wait for the models' set-up.
     for model in models:
         model.classifier(np.zeros((1, INPUT_SIZE), dtype=np.float32))
-    app = create_app(models, host=args.host)
-    # log_config=None: uvicorn's messages go through this command's logging setup (cli.run),
-    # its INFO lines too (the start, a line per request), as a web server's log has them.
+    limits = Limits()
+    app = create_app(models, limits, host=args.host)
     logging.getLogger("uvicorn").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, server_header=False))
+    server = uvicorn.Server(server_config(app, limits))
     labels = " and ".join(model.label for model in models)
     log.info("serving %s for %s; Ctrl-C stops", url_of(sock), labels)
     server.run(sockets=[sock])
