@@ -385,10 +385,12 @@ def test_real_mnist_digits_get_the_same_answer_as_predict(tmp_path):
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
 
+    # The page reads one picture at a time, predict these five as one batch: two computations,
+    # which LiteRT's kernels agree on to float rounding, not bit for bit.
     for answer, reading, file in zip(answers, json.loads(result.stdout), files, strict=True):
         assert reading["file"] == str(file)
         assert {key: answer[key] for key in READING_FIELDS} == {
-            key: reading[key] for key in READING_FIELDS
+            key: pytest.approx(reading[key], abs=1e-5) for key in READING_FIELDS
         }
     assert [answer["digit"] for answer in answers] == labels.tolist()
 
