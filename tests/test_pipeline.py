@@ -11,6 +11,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from project import DVC, ENV, make_project, output, run, set_params, stages_run
@@ -207,3 +208,19 @@ def test_a_stage_with_an_output_it_cannot_replace_leaves_every_old_output(
     assert [out.read_text() for out in kept] == ["old\n"] * len(kept)
     assert blocked.is_dir()
     assert [path for out in kept for path in out.parent.glob(".*.tmp-*")] == []
+
+
+@pytest.mark.parametrize(("stage", "array"), [("train", "x_train"), ("evaluate", "x_test")])
+def test_a_stage_given_pixels_not_normalized_stops_in_one_line_and_writes_nothing(
+    reproduced_project, stage, array
+):
+    repo = reproduced_project
+    pixels = repo / "data/prepared" / f"{array}.npy"
+    np.save(pixels, np.load(pixels) * 255)  # as if preprocess had not scaled them
+    outs = {out: out.read_bytes() for out in declared_outs(repo, stage)}
+    result = run(repo, "python", "-m", f"stages.{stage}", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith(f"{stage}: ")] == [
+        f"{stage}: error: data/prepared: pixels must be within [0, 1] (normalized)"
+    ]
+    assert {out: out.read_bytes() for out in outs} == outs
