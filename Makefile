@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: pipeline reproduce test lint bench constraints plots figures serve screenshot bench-web \
-	bench-sharing s3-server
+	bench-sharing s3-server slips
 
 # CI rebuilds everything with `make pipeline REPRO_FLAGS=--force`.
 pipeline: $(VENV)/installed
@@ -21,6 +21,11 @@ test: $(VENV)/installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+# Each slip of tools/slips.py made in a scratch copy, one at a time, and the tests that must catch
+# it run there (docs/testing.md, Slips): not part of `make test`; about 5 minutes.
+slips: $(VENV)/installed
+	$(BIN)/python tools/slips.py
 
 # DVC's plots page with its scripts beside it, so it draws without a network: dvc_plots/index.html
 plots: $(VENV)/installed

@@ -15,7 +15,7 @@ DVC = str(BIN / "dvc")
 # What a clone holds, less what the pipeline makes.
 LEFT_OUT = shutil.ignore_patterns(
     ".git", ".venv", "data", "models", "reports", "dvc.lock", "dvc_plots", "cache", "tmp",
-    "__pycache__", ".pytest_cache", ".ruff_cache", "tests", "benchmarks",
+    "__pycache__", ".pytest_cache", ".ruff_cache", "tests", "benchmarks", "tools",
 )  # fmt: skip
 
 ENV = {

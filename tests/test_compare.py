@@ -22,15 +22,17 @@ from mnist_pipeline.registry import ModelSource
 
 
 def test_agreement_puts_each_digit_in_exactly_one_count():
-    actual = np.array([0, 1, 2, 3, 4])
-    first = np.array([0, 1, 9, 9, 4])
-    second = np.array([0, 9, 2, 9, 4])
+    # Each count different, so that no two can be mixed up: A alone right on 2 and 3, B alone
+    # on 1, both on 0 and 6, neither on 4 and 5.
+    actual = np.array([0, 1, 2, 3, 4, 5, 6])
+    first = np.array([0, 9, 2, 3, 9, 9, 6])
+    second = np.array([0, 1, 9, 9, 9, 9, 6])
     counts = agreement(actual, first, second)
     assert (counts.both_right, counts.only_first, counts.only_second, counts.both_wrong) == (
         2,
+        2,
         1,
-        1,
-        1,
+        2,
     )
 
 
@@ -80,12 +82,14 @@ def counts_printed(stdout: str) -> dict[str, int]:
 
 
 def recount(first: pd.DataFrame, second: pd.DataFrame) -> dict[str, int]:
-    counts = agreement(first["actual"].to_numpy(), first["predicted"], second["predicted"])
+    """The four counts, from the two predictions files alone."""
+    a_right = first["predicted"] == first["actual"]
+    b_right = second["predicted"] == second["actual"]
     return {
-        "both right": counts.both_right,
-        "both wrong": counts.both_wrong,
-        "A right only": counts.only_first,
-        "B right only": counts.only_second,
+        "both right": int((a_right & b_right).sum()),
+        "both wrong": int((~a_right & ~b_right).sum()),
+        "A right only": int((a_right & ~b_right).sum()),
+        "B right only": int((~a_right & b_right).sum()),
     }
 
 
@@ -101,7 +105,9 @@ def test_two_experiments_compared_from_their_committed_predictions(reproduced_pr
 
     by_name = run(repo, *command, "narrow", "wide", "--out", str(tmp_path / "changed.png"))
     counts = counts_printed(by_name.stdout)
+    assert (tables["narrow"]["actual"] == tables["wide"]["actual"]).all()
     assert counts == recount(tables["narrow"], tables["wide"])
+    assert counts["A right only"] != counts["B right only"]  # A and B told apart
     assert sum(counts.values()) == len(tables["narrow"]) == 100
     assert "its committed reports/evaluate/predictions.csv" in by_name.stderr
     differently = int((tables["narrow"]["predicted"] != tables["wide"]["predicted"]).sum())

@@ -1,9 +1,11 @@
 import json
 import logging
+from pathlib import Path
 
 import keras
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from recount import check_reports
 
 from mnist_pipeline.evaluation import (
     confusion_matrix,
@@ -136,3 +138,7 @@ def test_draw_mistakes_without_mistakes_says_so(tiny_mnist):
     pixels = normalize_pixels(tiny_mnist["x_test"])
     empty = draw_mistakes(pixels, tiny_mnist["y_test"], probabilities_for([0]), np.arange(0))
     assert np.asarray(empty).max() == 255  # the white text "no mistakes" on grey
+
+
+def test_the_committed_reports_say_what_the_committed_predictions_do():
+    check_reports(Path(__file__).resolve().parent.parent)

@@ -39,12 +39,14 @@ def models(tmp_path_factory, tiny_mnist):
     )
     save_model(model, folder / "model.keras")
     export_for_serving(model, folder / "model.tflite", data["x_train"])
-    other = keras.Sequential([keras.Input(shape=(5,)), keras.layers.Dense(3, name="three")])
-    other.export(str(folder / "other.tflite"), format="litert", verbose=False)
+    # Wrong on both sides, on the input side alone, on the output side alone.
+    for name, takes, gives in (("other", 5, 3), ("five-pixels", 5, 10), ("three-digits", 784, 3)):
+        other = keras.Sequential([keras.Input(shape=(takes,)), keras.layers.Dense(gives)])
+        other.export(str(folder / f"{name}.tflite"), format="litert", verbose=False)
+        other.save(folder / f"{name}.keras")
     save_model(
         build_model(ModelParams(dense=DenseParams(hidden_units=[4]))), folder / "untrained.keras"
     )
-    other.save(folder / "other.keras")
     return folder, model, data["x_test"]
 
 
@@ -146,17 +148,46 @@ def test_a_file_that_is_no_litert_model_is_one_line_naming_it_and_what_to_run(
     assert str(error.value) == f"{path}: {problem}; {HINT}"
 
 
-@pytest.mark.parametrize("name", ["other.tflite", "other.keras"])
-def test_a_model_of_another_shape_is_refused_at_load(models, name):
-    path = models[0] / name
+@pytest.mark.parametrize("suffix", [".tflite", ".keras"])
+@pytest.mark.parametrize(
+    ("name", "takes", "gives"),
+    [("other", 5, 3), ("five-pixels", 5, 10), ("three-digits", 784, 3)],
+)
+def test_a_model_of_another_shape_is_refused_at_load(models, suffix, name, takes, gives):
+    path = models[0] / f"{name}{suffix}"
     with pytest.raises(PipelineError) as error:
         load_classifier(path)
     assert str(error.value) == (
-        f"{path}: not a digit classifier (takes (5) float32, gives (3) float32 per image; "
-        "expected 784 float32 pixels -> 10 float32 digit probabilities)"
+        f"{path}: not a digit classifier (takes ({takes}) float32, gives ({gives}) float32 per "
+        "image; expected 784 float32 pixels -> 10 float32 digit probabilities)"
     )
 
 
 def test_an_untrained_but_well_shaped_keras_model_loads(models):
     classifier = load_classifier(models[0] / "untrained.keras")
     assert classifier(np.zeros((2, 784), np.float32)).shape == (2, 10)
+
+
+# Each command that reads digits, as run in a folder holding digit.npy.
+COMMANDS = {
+    "predict": ["mnist_pipeline.predict", "digit.npy"],
+    "mnist-web": ["mnist_pipeline.web", "--port=0"],
+}
+
+
+@pytest.mark.parametrize("prog", COMMANDS)
+def test_the_commands_refuse_a_model_wrong_on_its_input_side_alone(models, tmp_path, prog):
+    path = models[0] / "five-pixels.tflite"
+    np.save(tmp_path / "digit.npy", np.zeros((28, 28), np.uint8))
+    result = subprocess.run(
+        [sys.executable, "-m", *COMMANDS[prog], "--model", str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{prog}: error: {path}: not a digit classifier (takes (5) float32, gives (10) float32 "
+        "per image; expected 784 float32 pixels -> 10 float32 digit probabilities)"
+    ]

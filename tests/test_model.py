@@ -245,3 +245,12 @@ def test_an_export_that_reads_another_digit_is_refused(exported):
     path, model, pixels = exported
     with pytest.raises(PipelineError, match=r"on 300 training images \([1-9]\d* read as another"):
         check_export(build_model(ModelParams(dense=DenseParams(hidden_units=[8]))), path, pixels)
+
+
+def test_an_export_written_wrong_is_refused_by_the_export_itself(exported, tmp_path, monkeypatch):
+    path, model, pixels = exported
+    other = shifted(model, 3e-5)  # the same digits, probabilities beyond the tolerance
+    # As if Keras' converter went wrong: the flatbuffer written for `other` is `model`'s.
+    monkeypatch.setattr(other, "export", lambda target, **options: model.export(target, **options))
+    with pytest.raises(PipelineError, match=r"the LiteRT export disagrees with the Keras model"):
+        export_for_serving(other, tmp_path / "model.tflite", pixels)

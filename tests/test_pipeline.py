@@ -11,9 +11,11 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from project import DVC, ENV, make_project, output, run, set_params, stages_run
+from recount import check_reports
 
 from mnist_pipeline import paths
 
@@ -36,6 +38,15 @@ def test_repro_runs_every_stage_and_writes_metrics(tmp_path, tiny_mnist_npz):
     shown = json.loads(output(repo, DVC, "metrics", "show", "--json"))
     reported = shown[""]["data"]["reports/metrics.json"]["data"]["test"]
     assert reported["accuracy"] == metrics["accuracy"]
+
+
+def test_every_reported_figure_is_recounted_from_the_predictions(reproduced_project):
+    repo = reproduced_project
+    # Two hidden units read the tiny set poorly: precision and recall of a digit differ.
+    set_params(repo, model={"dense": {"hidden_units": [2], "activation": "relu"}})
+    assert stages_run(output(repo, DVC, "repro")) == ["train", "evaluate"]
+    recounted = check_reports(repo)
+    assert (recounted["precision"] != recounted["recall"]).any()
 
 
 def test_second_repro_does_nothing_and_forced_repro_is_byte_identical(reproduced_project):
@@ -174,17 +185,42 @@ def test_a_killed_preprocess_leaves_nothing_for_git_and_its_next_run_cleans_up(
     assert run(repo, "git", "status", "--porcelain").stdout == ""
 
 
-def test_evaluate_with_an_output_it_cannot_replace_leaves_every_old_output(reproduced_project):
+def declared_outs(repo: Path, stage: str) -> list[Path]:
+    """The stage's outputs, as dvc.yaml lists them."""
+    outs = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"][stage]["outs"]
+    return [repo / (out if isinstance(out, str) else next(iter(out))) for out in outs]
+
+
+@pytest.mark.parametrize("stage", ["train", "evaluate"])
+def test_a_stage_with_an_output_it_cannot_replace_leaves_every_old_output(
+    reproduced_project, stage
+):
     repo = reproduced_project
-    kept = [repo / paths.METRICS_FILE, repo / paths.PER_CLASS_FILE, repo / paths.MISREAD_IMAGE]
-    for report in kept:
-        report.write_text("old\n")
-    blocked = repo / paths.PREDICTIONS_FILE  # the second output evaluate writes
+    *kept, blocked = declared_outs(repo, stage)  # the last one written
+    for out in kept:
+        out.write_text("old\n")
     blocked.unlink()
     blocked.mkdir()  # a folder in its place
-    result = run(repo, "python", "-m", "stages.evaluate", check=False)
+    result = run(repo, "python", "-m", f"stages.{stage}", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("evaluate: ")]
-    assert len(errors) == 1 and str(paths.PREDICTIONS_FILE) in errors[0], result.stderr
-    assert [report.read_text() for report in kept] == ["old\n"] * len(kept)
-    assert blocked.is_dir() and list((repo / "reports").rglob(".*")) == []
+    errors = [line for line in result.stderr.splitlines() if line.startswith(f"{stage}: ")]
+    assert len(errors) == 1 and str(blocked.relative_to(repo)) in errors[0], result.stderr
+    assert [out.read_text() for out in kept] == ["old\n"] * len(kept)
+    assert blocked.is_dir()
+    assert [path for out in kept for path in out.parent.glob(".*.tmp-*")] == []
+
+
+@pytest.mark.parametrize(("stage", "array"), [("train", "x_train"), ("evaluate", "x_test")])
+def test_a_stage_given_pixels_not_normalized_stops_in_one_line_and_writes_nothing(
+    reproduced_project, stage, array
+):
+    repo = reproduced_project
+    pixels = repo / "data/prepared" / f"{array}.npy"
+    np.save(pixels, np.load(pixels) * 255)  # as if preprocess had not scaled them
+    outs = {out: out.read_bytes() for out in declared_outs(repo, stage)}
+    result = run(repo, "python", "-m", f"stages.{stage}", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith(f"{stage}: ")] == [
+        f"{stage}: error: data/prepared: pixels must be within [0, 1] (normalized)"
+    ]
+    assert {out: out.read_bytes() for out in outs} == outs

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from project import BIN, DVC, ENV, copy_project, output, run
-from remote import TIMEOUT, aws_env, clone, lock_outputs, md5
+from project import BIN, DVC, ENV, copy_project, output, run, set_params
+from remote import TIMEOUT, aws_env, cache_file, clone, lock_outputs, md5
 
 from mnist_pipeline import registry
 from mnist_pipeline.web.launch import serving
@@ -187,6 +187,43 @@ def test_an_unreachable_remote_is_one_line_naming_the_endpoint(
     assert line.startswith(f"predict: error: mnist-mlp#prod: cannot fetch {SERVED} of revision ")
     assert f"endpoint {s3.endpoint_url})" in line
     assert list((tmp_path / "cache/models").iterdir()) == []  # nothing half-written
+
+
+def test_a_stage_names_the_version_assigned_to_it_not_the_newest(
+    reproduced_project, digits, tmp_path
+):
+    repo = reproduced_project
+    run(repo, GTO, "register", "mnist-mlp", "--version", "v1.0.0")
+    run(repo, GTO, "assign", "mnist-mlp", "--version", "v1.0.0", "--stage", "prod")
+    prod = lock_outputs(repo)[SERVED]
+    set_params(repo, train={"epochs": 2})  # another model, registered later and in no stage
+    run(repo, DVC, "repro", timeout=TIMEOUT)
+    run(repo, "git", "commit", "-qam", "two epochs")
+    run(repo, GTO, "register", "mnist-mlp", "--version", "v1.1.0")
+    newest = lock_outputs(repo)[SERVED]
+    assert newest != prod
+    env = {"MNIST_PIPELINE_CACHE": str(tmp_path / "cache")}
+    for reference, version, served in (("mnist-mlp#prod", "v1.0.0", prod),
+                                       ("mnist-mlp@v1.1.0", "v1.1.0", newest)):  # fmt: skip
+        [reading, *_] = json.loads(predict(repo, reference, digits, env).stdout)
+        assert (reading["model"]["version"], reading["model"]["md5"]) == (version, served)
+
+
+def test_a_download_of_other_bytes_than_dvc_lock_names_is_refused_and_not_kept(
+    reproduced_project, glyph_model_file, digits, tmp_path
+):
+    repo = reproduced_project
+    stored = cache_file(repo, lock_outputs(repo)[SERVED])
+    stored.chmod(0o644)
+    stored.write_bytes(glyph_model_file.read_bytes())  # another model where HEAD's should be
+    result = predict(repo, "HEAD", digits, {"MNIST_PIPELINE_CACHE": str(tmp_path)}, check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    revision = run(repo, "git", "rev-parse", "HEAD").stdout.strip()
+    assert [line for line in result.stderr.splitlines() if line.startswith("predict: ")] == [
+        f"predict: error: HEAD: fetched {SERVED} of revision {revision[:7]}, but not the md5 of "
+        "dvc.lock"
+    ]
+    assert list((tmp_path / "models").iterdir()) == []
 
 
 # A download cut short by the network, in a process of its own: resolving a registered model

@@ -3,6 +3,8 @@
 import json
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from mnist_pipeline.imaging import read_digit
 from mnist_pipeline.inference import load_classifier
 from mnist_pipeline.preprocessing import normalize_pixels
 from mnist_pipeline.registry import ModelSource
+from mnist_pipeline.web import tf_serving
 from mnist_pipeline.web.app import create_app
 from mnist_pipeline.web.bounded_json import MAX_LIST_BYTES, MAX_STRING
 from mnist_pipeline.web.limits import Limits
@@ -223,6 +226,63 @@ def test_as_many_instances_as_the_limit_and_pixels_at_both_ends_are_read(client)
     instances = [[0.0] * 784, [1.0] * 784, DIGITS[4].tolist()]
     response = predict(client, {"instances": instances})
     assert response.status_code == 200 and len(response.json()["predictions"]) == 3
+
+
+def test_the_server_answers_others_while_a_request_s_json_is_parsed(client, monkeypatch):
+    # Parsing the largest request takes seconds: on the event loop, nobody else would be answered
+    # meanwhile. The parse here waits (up to 10 s) until another request has been answered.
+    parsing, answered, parsed = threading.Event(), threading.Event(), threading.Event()
+    parse = tf_serving.instances_as_pixels
+
+    def slow_parse(body: bytes, max_instances: int):
+        parsing.set()
+        answered.wait(timeout=10)
+        parsed.set()
+        return parse(body, max_instances)
+
+    monkeypatch.setattr(tf_serving, "instances_as_pixels", slow_parse)
+    with ThreadPoolExecutor(1) as other_client:
+        pending = other_client.submit(predict, client, {"instances": DIGITS[:1].tolist()})
+        assert parsing.wait(timeout=30)
+        health = client.get("/api/health")
+        answered_while_parsing = not parsed.is_set()
+        answered.set()
+        assert pending.result().status_code == 200
+    assert health.status_code == 200 and answered_while_parsing
+
+
+@pytest.fixture(scope="module")
+def default_client(glyph_model):
+    """The server with its default limits."""
+    with TestClient(create_app([glyphs(glyph_model)]), base_url=LOCAL) as test_client:
+        yield test_client
+
+
+def padded(document: dict, size: int) -> bytes:
+    """`document` as JSON with spaces after it, `size` bytes in all: the same JSON."""
+    body = json.dumps(document).encode()
+    return body + b" " * (size - len(body))
+
+
+# The bounds docs/web.md states: 1,000 instances in 20 MB of JSON are read; one instance or one
+# byte more is refused.
+@pytest.mark.parametrize(
+    ("instances", "size", "status", "error"),
+    [
+        (1000, 20_000_000, 200, None),
+        (1001, 20_000_000, 400, "expected 1 to 1000 instances per request, got 1001"),
+        (1, 20_000_001, 413, "JSON too large: over 20,000,000 bytes"),
+    ],
+)
+def test_by_default_1000_instances_in_20_mb_are_read(
+    default_client, instances, size, status, error
+):
+    response = predict(default_client, padded({"instances": [[0] * 784] * instances}, size))
+    assert response.status_code == status
+    if error:
+        assert response.json() == {"error": error}
+    else:
+        assert len(response.json()["predictions"]) == instances
 
 
 def test_a_body_over_the_json_limit_is_a_413(client):

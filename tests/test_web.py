@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from glyphs import drawing, glyphs, png
-from pictures import many_page_tiff
+from pictures import many_page_tiff, seven
 from PIL import Image
 
 from mnist_pipeline import paths
@@ -129,6 +129,12 @@ def truncated_png() -> bytes:
         ),
         (png_claiming(1001, 1000), "image/png", 413, "image too large: 1001x1000 pixels"),
         (png_claiming(30_000, 30_000), "image/png", 413, "image too large: Image size"),
+        (
+            png(seven((801, 40), 36, (30, 20))),
+            "image/png",
+            422,
+            "upload: 801x40 pixels: too elongated to hold a digit (more than 20:1)",
+        ),
         (A_ONE, "text/plain", 415, f"{WANTS_AN_IMAGE}, got text/plain"),
         (A_ONE, "application/json", 415, f"{WANTS_AN_IMAGE}, got application/json"),
         (A_ONE, None, 415, f"{WANTS_AN_IMAGE}, got none"),
@@ -143,6 +149,7 @@ def truncated_png() -> bytes:
         "too-many-bytes",
         "too-many-pixels",
         "decompression-bomb",
+        "too-elongated",
         "text",
         "json",
         "no-content-type",
@@ -207,6 +214,59 @@ def test_a_burst_is_read_at_most_limits_decoders_at_a_time_and_its_memory_given_
     assert most <= limits.decoders
     # Once each time none is left to read: at least after the last.
     assert given_back_while_reading and set(given_back_while_reading) == {0}
+
+
+def test_a_model_is_called_by_one_request_at_a_time(glyph_model):
+    calling = most = 0
+    lock = threading.Lock()
+    crowded = threading.Event()
+
+    def watched_model(pixels):  # LiteRT's interpreter is not safe to call from two threads
+        nonlocal calling, most
+        with lock:
+            calling += 1
+            most = max(most, calling)
+            if calling > 1:
+                crowded.set()
+        crowded.wait(timeout=0.2)  # time for the other requests to come in, were they let in
+        with lock:
+            calling -= 1
+        return glyph_model(pixels)
+
+    app = create_app([glyphs(watched_model)], Limits(decoders=4))
+    with TestClient(app, base_url=LOCAL) as c, ThreadPoolExecutor(4) as clients:
+        responses = list(clients.map(lambda _: post_image(c, A_ONE), range(4)))
+    assert [response.status_code for response in responses] == [200] * 4
+    assert most == 1
+
+
+@pytest.fixture(scope="module")
+def default_client(glyph_model):
+    """The server with its default limits."""
+    with TestClient(create_app([glyphs(glyph_model)]), base_url=LOCAL) as test_client:
+        yield test_client
+
+
+# The bounds docs/web.md states: 2,000,000 bytes and 4,000,000 pixels are read, a byte or a row
+# more refused.
+@pytest.mark.parametrize(("size", "status"), [(2_000_000, 200), (2_000_001, 413)])
+def test_by_default_a_picture_of_up_to_2_000_000_bytes_is_read(default_client, size, status):
+    response = post_image(default_client, A_ONE + bytes(size - len(A_ONE)))  # zeros after its end
+    assert response.status_code == status, response.text
+    if status == 413:
+        assert response.json() == {"error": "image too large: over 2,000,000 bytes"}
+
+
+@pytest.mark.parametrize(
+    ("size", "status"), [((2000, 2000), 200), ((2001, 2000), 413), ((2000, 2001), 413)]
+)
+def test_by_default_a_picture_of_up_to_4_000_000_pixels_is_read(default_client, size, status):
+    response = post_image(default_client, png(seven(size, 1400, (1000, 1000))))
+    assert response.status_code == status, response.text
+    if status == 413:
+        assert response.json() == {
+            "error": f"image too large: {size[0]}x{size[1]} pixels, the limit is 4,000,000"
+        }
 
 
 def test_at_most_as_many_pictures_are_read_at_once_as_there_are_cpus_by_default():

@@ -1,0 +1,40 @@
+"""Every figure of the evaluate stage's reports, recounted with pandas from the predictions table
+they summarise (reports/evaluate/predictions.csv): nothing taken from the code that wrote them."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+def recount(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Precision, recall, F1 and support of each digit 0-9; a ratio with nothing to divide by is
+    0, as the reports say."""
+    rows = {}
+    for digit in range(10):
+        actual, predicted = predictions["actual"] == digit, predictions["predicted"] == digit
+        hits = int((actual & predicted).sum())
+        precision = hits / predicted.sum() if predicted.any() else 0.0
+        recall = hits / actual.sum() if actual.any() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+        rows[digit] = {"precision": precision, "recall": recall, "f1": f1, "support": actual.sum()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def check_reports(root: Path) -> pd.DataFrame:
+    """Assert that metrics.json and per_class.csv under `root` say what predictions.csv does;
+    return the recount."""
+    predictions = pd.read_csv(root / "reports/evaluate/predictions.csv")
+    expected = recount(predictions)
+    per_class = pd.read_csv(root / "reports/evaluate/per_class.csv", index_col="digit")
+    pd.testing.assert_frame_equal(per_class, expected, check_dtype=False, check_names=False)
+    metrics = json.loads((root / "reports/metrics.json").read_text())["test"]
+    right = predictions["actual"] == predictions["predicted"]
+    assert metrics["accuracy"] == pytest.approx(right.mean())
+    reported = pd.DataFrame.from_dict(metrics["per_class"], orient="index")
+    reported.index = reported.index.astype(int)
+    pd.testing.assert_frame_equal(reported[expected.columns], expected, check_dtype=False)
+    macro = expected[["precision", "recall", "f1"]].mean().to_dict()
+    assert metrics["macro_avg"] == pytest.approx(macro)
+    return expected
