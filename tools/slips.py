@@ -52,10 +52,8 @@ SLIPS = (
     Slip(
         "download-md5-unchecked",
         "mnist_pipeline/registry.py",
-        "        if md5_of_file(partial) != source.md5:\n"
-        '            raise PipelineError(f"{source.reference}: fetched {where}, but not the md5 of '
-        'dvc.lock")\n',
-        "",
+        "        if (fetched := md5_of_file(partial)) != source.md5:\n",
+        "        if (fetched := md5_of_file(partial)) != source.md5 and False:\n",
         (
             "tests/test_registry.py::"
             "test_a_download_of_other_bytes_than_dvc_lock_names_is_refused_and_not_kept",
@@ -131,13 +129,10 @@ SLIPS = (
     Slip(
         "json-parsed-on-the-event-loop",
         "mnist_pipeline/web/tf_serving.py",
-        "        def predictions() -> list[list[float]]:  # seconds of work for the largest "
-        "batches\n"
-        "            return classify(model, instances_as_pixels(body, max_instances)).tolist()\n",
-        "        pixels = instances_as_pixels(body, max_instances)\n\n"
-        "        def predictions() -> list[list[float]]:  # seconds of work for the largest "
-        "batches\n"
-        "            return classify(model, pixels).tolist()\n",
+        "        def answer() -> dict[str, object]:  # a second of work for the largest batches\n"
+        "            pixels, key = read_request(body, max_instances)\n",
+        "        pixels, key = read_request(body, max_instances)\n\n"
+        "        def answer() -> dict[str, object]:  # a second of work for the largest batches\n",
         ("tests/test_tf_serving.py",),
     ),
     Slip(
@@ -163,7 +158,7 @@ SLIPS = (
     ),
     Slip(
         "instance-limit-raised",
-        "mnist_pipeline/web/app.py",
+        "mnist_pipeline/web/limits.py",
         "    max_instances: int = 1000\n",
         "    max_instances: int = 1024\n",
         ("tests/test_tf_serving.py",),
@@ -198,15 +193,8 @@ SLIPS = (
     Slip(
         "download-unlocked",
         "mnist_pipeline/registry.py",
-        "    with locked_folder(cached.parent):\n"
-        "        if cached.is_file():\n"
-        '            log.debug("%s: %s from the user cache", source.reference, cached)\n'
-        "        else:\n"
-        "            download(source, cached)\n",
-        "    if cached.is_file():\n"
-        '        log.debug("%s: %s from the user cache", source.reference, cached)\n'
-        "    else:\n"
-        "        download(source, cached)\n",
+        "    with locked_folder(folder):\n",
+        "    with contextlib.nullcontext(folder):\n",
         ("tests/test_registry.py::test_two_starts_at_once_fetch_the_model_once_and_both_read",),
     ),
     Slip(
@@ -238,9 +226,7 @@ SLIPS = (
         "mnist_pipeline/training.py",
         "    tf.config.experimental.enable_op_determinism()\n",
         "",
-        ("tests/test_training.py",),
-        known="only the byte pin of the default model catches it, on this CPU alone; the "
-        "determinism and thread-pinning tests of another issue are to catch it on any machine",
+        ("tests/test_kernels.py",),
     ),
 )
 
