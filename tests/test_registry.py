@@ -6,6 +6,7 @@ Clone A (tests/remote.py) registers its model as mnist-mlp v1.0.0, promotes it t
 experiment `wider` and pushes all of it; the tests read them from fresh clones of origin.
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -213,15 +214,18 @@ def test_a_download_of_other_bytes_than_dvc_lock_names_is_refused_and_not_kept(
     reproduced_project, glyph_model_file, digits, tmp_path
 ):
     repo = reproduced_project
-    stored = cache_file(repo, lock_outputs(repo)[SERVED])
+    expected = lock_outputs(repo)[SERVED]
+    stored = cache_file(repo, expected)
     stored.chmod(0o644)
-    stored.write_bytes(glyph_model_file.read_bytes())  # another model where HEAD's should be
+    planted = glyph_model_file.read_bytes()  # another model where HEAD's should be
+    stored.write_bytes(planted)
     result = predict(repo, "HEAD", digits, {"MNIST_PIPELINE_CACHE": str(tmp_path)}, check=False)
     assert result.returncode == 1 and result.stdout == ""
     revision = run(repo, "git", "rev-parse", "HEAD").stdout.strip()
     assert [line for line in result.stderr.splitlines() if line.startswith("predict: ")] == [
-        f"predict: error: HEAD: fetched {SERVED} of revision {revision[:7]}, but not the md5 of "
-        "dvc.lock"
+        f"predict: error: HEAD: fetched {SERVED} of revision {revision[:7]} from the DVC cache (no "
+        f"remote is configured), but its md5 is {hashlib.md5(planted).hexdigest()}, not "
+        f"{expected} of dvc.lock: kept nothing"
     ]
     assert list((tmp_path / "models").iterdir()) == []
 

@@ -232,7 +232,7 @@ def test_the_server_answers_others_while_a_request_s_json_is_parsed(client, monk
     # Parsing the largest request takes seconds: on the event loop, nobody else would be answered
     # meanwhile. The parse here waits (up to 10 s) until another request has been answered.
     parsing, answered, parsed = threading.Event(), threading.Event(), threading.Event()
-    parse = tf_serving.instances_as_pixels
+    parse = tf_serving.read_request
 
     def slow_parse(body: bytes, max_instances: int):
         parsing.set()
@@ -240,7 +240,7 @@ def test_the_server_answers_others_while_a_request_s_json_is_parsed(client, monk
         parsed.set()
         return parse(body, max_instances)
 
-    monkeypatch.setattr(tf_serving, "instances_as_pixels", slow_parse)
+    monkeypatch.setattr(tf_serving, "read_request", slow_parse)
     with ThreadPoolExecutor(1) as other_client:
         pending = other_client.submit(predict, client, {"instances": DIGITS[:1].tolist()})
         assert parsing.wait(timeout=30)
@@ -258,10 +258,16 @@ def default_client(glyph_model):
         yield test_client
 
 
-def padded(document: dict, size: int) -> bytes:
-    """`document` as JSON with spaces after it, `size` bytes in all: the same JSON."""
-    body = json.dumps(document).encode()
-    return body + b" " * (size - len(body))
+def padded(instances: int, size: int) -> bytes:
+    """`instances` blank digits as `{"instances": ...}` JSON of `size` bytes in all, each pixel's 0
+    written with as many decimal zeros as it takes: the bytes a client sends, all of them numbers.
+    """
+    pixels = instances * 784
+    body = json.dumps({"instances": [[0] * 784] * instances}).encode()
+    zeros, longer = divmod(size - len(body) - 2 * pixels, pixels)  # "0" -> "0.0" and its zeros
+    numbers = iter([b"0.0" + b"0" * (zeros + 1)] * longer + [b"0.0" + b"0" * zeros] * pixels)
+    rows = (b"[" + b", ".join(next(numbers) for _ in range(784)) + b"]" for _ in range(instances))
+    return b'{"instances": [' + b", ".join(rows) + b"]}"
 
 
 # The bounds docs/web.md states: 1,000 instances in 20 MB of JSON are read; one instance or one
@@ -271,13 +277,15 @@ def padded(document: dict, size: int) -> bytes:
     [
         (1000, 20_000_000, 200, None),
         (1001, 20_000_000, 400, "expected 1 to 1000 instances per request, got 1001"),
-        (1, 20_000_001, 413, "JSON too large: over 20,000,000 bytes"),
+        (1000, 20_000_001, 413, "JSON too large: over 20,000,000 bytes"),
     ],
 )
 def test_by_default_1000_instances_in_20_mb_are_read(
     default_client, instances, size, status, error
 ):
-    response = predict(default_client, padded({"instances": [[0] * 784] * instances}, size))
+    body = padded(instances, size)
+    assert len(body) == size
+    response = predict(default_client, body)
     assert response.status_code == status
     if error:
         assert response.json() == {"error": error}
