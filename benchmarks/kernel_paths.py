@@ -34,18 +34,9 @@ from benchmarks.train_speed import medians_of_rotated_runs
 from mnist_pipeline import kernels
 from mnist_pipeline.preprocessing import prepare
 from tests.synthetic import tiny_mnist_arrays
+from tests.test_kernels import HOSTILE
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# What a user's shell may set that would change the bytes if the stage did not pin over it.
-HOSTILE = {
-    "TF_NUM_INTRAOP_THREADS": "8",
-    "TF_NUM_INTEROP_THREADS": "8",
-    "TF_ENABLE_ONEDNN_OPTS": "0",
-    "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX",
-    "DNNL_MAX_CPU_ISA": "AVX",
-    "ONEDNN_DEFAULT_FPMATH_MODE": "BF16",
-}
 
 # Each run on the tiny set: (logical CPUs, variables set, train params changed, emulated CPU).
 Run = tuple[int, dict[str, str], dict[str, int], str | None]
