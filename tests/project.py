@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -12,15 +13,23 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DVC = str(BIN / "dvc")
 
-# What a clone holds, less what the pipeline makes.
+# What a clone holds, less what the pipeline makes, and less the user's own DVC settings
+# (`config.local`: remotes and credentials that docs/sharing.md has them add).
 LEFT_OUT = shutil.ignore_patterns(
     ".git", ".venv", "data", "models", "reports", "dvc.lock", "dvc_plots", "cache", "tmp",
-    "__pycache__", ".pytest_cache", ".ruff_cache", "tests", "benchmarks", "tools",
+    "__pycache__", ".pytest_cache", ".ruff_cache", "tests", "benchmarks", "tools", "config.local",
 )  # fmt: skip
+
+# A folder that is never made: DVC finds no global or system configuration there.
+NO_CONFIG = str(Path(tempfile.gettempdir()) / "mnist-pipeline-tests-no-dvc-config")
 
 ENV = {
     "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",  # stages call `python`
     "DVC_NO_ANALYTICS": "1",
+    "DVC_GLOBAL_CONFIG_DIR": NO_CONFIG,
+    "DVC_SYSTEM_CONFIG_DIR": NO_CONFIG,
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_AUTHOR_NAME": "test",
     "GIT_AUTHOR_EMAIL": "test@example.com",
     "GIT_COMMITTER_NAME": "test",
@@ -67,11 +76,11 @@ def stages_run(log: str) -> list[str]:
     return [line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")]
 
 
-def make_project(folder: Path, mnist_npz: Path) -> Path:
-    """Copy the project into `folder` as a one-commit git repository that trains 1 epoch on the
-    tiny MNIST-format data in `mnist_npz` (an absolute path, so queued experiments find it too).
-    """
-    shutil.copytree(ROOT, folder, ignore=LEFT_OUT, dirs_exist_ok=True)
+def make_project(folder: Path, mnist_npz: Path, source: Path = ROOT) -> Path:
+    """Copy the project (from `source`) into `folder` as a one-commit git repository that trains
+    1 epoch on the tiny MNIST-format data in `mnist_npz` (an absolute path, so queued experiments
+    find it too)."""
+    shutil.copytree(source, folder, ignore=LEFT_OUT, dirs_exist_ok=True)
     set_params(
         folder,
         fetch={"sources": ["local"], "local_path": str(mnist_npz), "verify_checksums": False},

@@ -5,6 +5,7 @@ Each test gets its own copy (tests/project.py), so any one of them runs alone or
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from project import DVC, ENV, make_project, output, run, set_params, stages_run
+from project import DVC, ENV, LEFT_OUT, ROOT, make_project, output, run, set_params, stages_run
 from recount import check_reports
 
 from mnist_pipeline import paths
@@ -224,3 +225,23 @@ def test_a_stage_given_pixels_not_normalized_stops_in_one_line_and_writes_nothin
         f"{stage}: error: data/prepared: pixels must be within [0, 1] (normalized)"
     ]
     assert {out: out.read_bytes() for out in outs} == outs
+
+
+def test_a_project_copy_reads_none_of_the_users_dvc_or_git_settings(
+    tiny_mnist_npz, tmp_path, monkeypatch
+):
+    # A user who followed docs/sharing.md has a default remote in .dvc/config.local; another
+    # may have global DVC and git settings. None of it may reach a test's project.
+    source = tmp_path / "workspace"
+    shutil.copytree(ROOT, source, ignore=LEFT_OUT)
+    hostile = "[core]\n    remote = users\n['remote \"users\"']\n    url = s3://users-bucket\n"
+    (source / ".dvc" / "config.local").write_text(hostile)
+    (tmp_path / "dvc-global").mkdir()
+    (tmp_path / "dvc-global" / "config").write_text(hostile)
+    (tmp_path / "gitconfig").write_text("[user]\n    name = the user\n")
+    monkeypatch.setenv("DVC_GLOBAL_CONFIG_DIR", str(tmp_path / "dvc-global"))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    repo = make_project(tmp_path / "project", tiny_mnist_npz, source=source)
+    assert not (repo / ".dvc" / "config.local").exists()
+    assert output(repo, DVC, "remote", "list") == ""
+    assert run(repo, "git", "config", "user.name", check=False).stdout == ""
