@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: pipeline reproduce test lint bench constraints plots figures serve screenshot bench-web \
 	bench-sharing s3-server slips
 
-# CI rebuilds everything with `make pipeline REPRO_FLAGS=--force`.
+# CI checks every output with `make reproduce`, then runs this for the tests' data and model.
 pipeline: $(VENV)/installed
 	$(BIN)/dvc repro $(REPRO_FLAGS)
 

@@ -73,6 +73,11 @@ def committed_predictions(source: ModelSource, actual: np.ndarray) -> np.ndarray
         text = dvc.api.read(str(paths.PREDICTIONS_FILE), rev=source.revision)
     except PathMissingError:
         return None
+    except UnicodeDecodeError as error:  # dvc.api.read decodes it as UTF-8
+        raise PipelineError(
+            f"{source.reference}: its committed {paths.PREDICTIONS_FILE} is not what evaluate "
+            f"writes (not UTF-8 text: {error.reason} at byte {error.start})"
+        ) from None
     table = read_predictions(source, text)
     if not np.array_equal(table["actual"].to_numpy(), actual):
         raise PipelineError(

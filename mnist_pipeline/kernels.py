@@ -124,8 +124,10 @@ def cpu_model() -> str:
 
 
 def check_pinned(threads: int, instruction_set: InstructionSet) -> None:
-    """Read back the settings the loaded TensorFlow uses: raise PipelineError unless they are
-    what `pin` set (TensorFlow was loaded, or its settings changed, before)."""
+    """Raise PipelineError unless `pin` set this path before TensorFlow loaded and its settings
+    still hold: the variables TensorFlow read at load, and the thread pools by TensorFlow's rule
+    (tf.config's setting, else its variable). oneDNN's own account of its instruction set is
+    `probe`'s, in a process of its own."""
     import tensorflow as tf
 
     problems = [
@@ -166,13 +168,16 @@ def probe(threads: int, instruction_set: InstructionSet) -> dict[str, str]:
     """What oneDNN runs in a process pinned so, in its own words (ONEDNN_VERBOSE): its version
     and instruction set, e.g. {"oneDNN": "v3.7.3", "isa": "Intel AVX2"}. Empty where that process
     failed or TensorFlow ran no oneDNN kernel (`native` on CPUs without AVX-512)."""
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(threads), instruction_set],
-        env={**os.environ, "ONEDNN_VERBOSE": "1", "TF_CPP_MIN_LOG_LEVEL": "3"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", PROBE, str(threads), instruction_set],
+            env={**os.environ, "ONEDNN_VERBOSE": "1", "TF_CPP_MIN_LOG_LEVEL": "3"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        return {}
     facts = {}
     for line in result.stdout.splitlines():
         fields = line.split(",")

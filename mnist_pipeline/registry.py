@@ -187,11 +187,13 @@ def local_file(source: ModelSource) -> Path:
 
 def cache_folder() -> Path:
     """The user cache's folder of models, made private (0o700) where new; one line if it cannot
-    be made, or if anyone else may write there (and so plant a model under an md5 it has not)."""
+    be made, or if anyone else may write there (and so plant a model under an md5 it has not).
+    The cache's root, which the fetch stage makes with the user's umask, may be writable by the
+    user's group (umask 002 gives each user a group of their own), not by everyone."""
     root = paths.user_cache_dir()
     setting = os.environ.get(paths.CACHE_ENV)
     named = f"{paths.CACHE_ENV}={setting}" if setting else "the user cache"
-    for folder in (root, root / "models"):
+    for folder, others in ((root, 0o002), (root / "models", 0o022)):
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             status = folder.stat()
@@ -201,7 +203,7 @@ def cache_folder() -> Path:
             raise PipelineError(
                 f"{named}: cannot keep models in {folder}: {error.strerror}"
             ) from None
-        if status.st_uid != os.getuid() or status.st_mode & 0o022:
+        if status.st_uid != os.getuid() or status.st_mode & others:
             whose = (
                 f"owned by user {status.st_uid}"
                 if status.st_uid != os.getuid()

@@ -77,9 +77,10 @@ def make_scratch_clone(workspace: Path, clone: Path) -> None:
     run(["git", "clone", "--quiet", "--no-checkout", str(workspace), str(clone)], workspace)
     head = run(["git", "rev-parse", "HEAD"], workspace).strip()
     run(["git", "checkout", "--quiet", head], clone)
-    changed = run(["git", "diff", "--name-only", "HEAD"], workspace).splitlines()
-    untracked = run(["git", "ls-files", "--others", "--exclude-standard"], workspace).splitlines()
-    for name in changed + untracked:
+    # -z: names unquoted, whatever their characters; --no-renames: a rename is its two paths.
+    changed = run(["git", "diff", "--name-only", "-z", "--no-renames", "HEAD"], workspace)
+    untracked = run(["git", "ls-files", "-z", "--others", "--exclude-standard"], workspace)
+    for name in filter(None, (changed + untracked).split("\0")):
         source, target = workspace / name, clone / name
         if source.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -90,13 +91,19 @@ def make_scratch_clone(workspace: Path, clone: Path) -> None:
     run([str(BIN / "dvc"), "config", "--local", "cache.dir", cache], clone)
 
 
+def usable_cpus() -> int:
+    """The logical CPUs this process may run on (all of them where the OS does not say)."""
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux only
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
+
+
 def machine_facts(train: TrainParams) -> list[str]:
     """What steers the trained bytes on this machine: the CPU, the pinned path and its threads."""
     flags = kernels.cpu_flags() or set()
     relevant = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
     in_force = kernels.probe(train.threads, train.instruction_set)
     return [
-        f"CPU: {kernels.cpu_model()} ({len(os.sched_getaffinity(0))} usable logical CPUs; "
+        f"CPU: {kernels.cpu_model()} ({usable_cpus()} usable logical CPUs; "
         f"flags: {' '.join(flag for flag in relevant if flag in flags) or 'unknown'})",
         f"kernel path: train.instruction_set {train.instruction_set}, train.threads "
         f"{train.threads}; oneDNN {in_force.get('oneDNN', '?')} runs {in_force.get('isa', '?')}",

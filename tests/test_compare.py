@@ -210,12 +210,21 @@ def test_digits_0_and_9_are_read():
 
 
 @pytest.mark.e2e
-def test_a_committed_predictions_table_that_is_not_evaluates_is_one_line(reproduced_project):
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "EmptyDataError: No columns to parse from file"),
+        (b"actual,predicted\n7,\xff\n", "not UTF-8 text: invalid start byte at byte 19"),
+    ],
+)
+def test_a_committed_predictions_table_that_is_not_evaluates_is_one_line(
+    reproduced_project, content, problem
+):
     repo = reproduced_project
-    (repo / "reports/evaluate/predictions.csv").write_text("")
-    run(repo, "git", "commit", "-qam", "an empty predictions table")
+    (repo / "reports/evaluate/predictions.csv").write_bytes(content)
+    run(repo, "git", "commit", "-qam", "a predictions table evaluate did not write")
     error = one_line_error(compare_command(repo, "HEAD", "HEAD~1", "--out", "c.png"))
-    assert error == f"{NOT_EVALUATES} (EmptyDataError: No columns to parse from file)"
+    assert error == f"{NOT_EVALUATES} ({problem})"
 
 
 @pytest.mark.e2e

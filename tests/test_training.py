@@ -166,7 +166,7 @@ def test_each_kind_trains_saves_reloads_and_exports(kind, name, tiny_mnist, tmp_
 # SHA-256 of the model the default params (dense) give trained one epoch on the tiny set, on the
 # pinned kernel path (kernels.pin): the same on every x86-64 CPU with AVX2. Made on an AMD EPYC
 # with AVX-512 (the AVX2 cap in force) and checked on QEMU's EPYC-Rome and Haswell CPUs, which
-# have no AVX-512 (docs/reproducibility.md#across-machines-and-cpus).
+# have no AVX-512 (docs/reproducibility.md#one-kernel-path-on-every-x86-64-cpu).
 DENSE_DEFAULT_SHA256 = {
     "model.keras": "e1f428efbe8a2e1ec533f1015a2da994aa6ceeb401986a125c7843685812d7dd",
     "model.tflite": "e4a8e04d292c8352bd62c3e6ac13479a03e57f28b785620ebf6fab175986ddd2",
