@@ -19,10 +19,8 @@ from pathlib import Path
 import httpx2
 import numpy as np
 
-from benchmarks.web_load import machine, rss_mib
-from benchmarks.web_memory import PeakMemory, cpu_seconds
-from mnist_pipeline import paths
-from mnist_pipeline.web.launch import serving
+from benchmarks.web_load import machine
+from benchmarks.web_memory import PeakMemory, cpu_seconds, settled_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PREDICT = "v1/models/mnist-mlp:predict"
@@ -86,11 +84,7 @@ def health_during(url: str, body: bytes, bodies: int) -> tuple[list[float], list
 def main() -> None:
     print(machine())
     missed = []
-    with serving(ROOT / paths.SERVING_MODEL_FILE) as server:
-        pid = server.process.pid
-        time.sleep(1)  # whatever the start left to finish
-        idle = rss_mib(pid)
-        print(f"server RSS idle after start: {idle:.0f} MiB")
+    with settled_server() as (server, pid, idle):
         with httpx2.Client(base_url=server.url, timeout=TIMEOUT) as client:
             for name, body in BODIES.items():
                 status, cpu, peak = one_body(client, pid, body)

@@ -25,7 +25,7 @@ import psutil
 
 from benchmarks.web_load import machine, p50_p95, rss_mib, timed_reading
 from mnist_pipeline import paths
-from mnist_pipeline.web.launch import serving
+from mnist_pipeline.web.launch import Server, serving
 from tests.pictures import colour_drawing, photo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,6 +110,18 @@ def burst(url: str, body: bytes, clients: int, seconds: float) -> tuple[list[flo
     return latencies, failures
 
 
+@contextmanager
+def settled_server() -> Iterator[tuple[Server, int, float]]:
+    """The web server on the pipeline's model, once its start has settled: the server, its pid
+    and its idle RSS in MiB (printed)."""
+    with serving(ROOT / paths.SERVING_MODEL_FILE) as server:
+        pid = server.process.pid
+        time.sleep(1)  # whatever the start left to finish
+        idle = rss_mib(pid)
+        print(f"server RSS idle after start: {idle:.0f} MiB")
+        yield server, pid, idle
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=CLIENTS)
@@ -123,11 +135,7 @@ def main() -> None:
     drawing = pictures["2000x2000 PNG drawing"][0]
     results: list[tuple[str, bool]] = []
     print(machine())
-    with serving(ROOT / paths.SERVING_MODEL_FILE) as server:
-        pid = server.process.pid
-        time.sleep(1)  # whatever the start left to finish
-        idle = rss_mib(pid)
-        print(f"server RSS idle after start: {idle:.0f} MiB")
+    with settled_server() as (server, pid, idle):
         with httpx2.Client(base_url=server.url, timeout=TIMEOUT) as client:
             for name, (body, content_type) in pictures.items():
                 cpu, peak = one_picture(client, pid, body, content_type)
