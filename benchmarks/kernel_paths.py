@@ -74,8 +74,7 @@ def train(folder: Path, run: Run) -> str:
     """Run the train stage in `folder` as `run` says; the md5 of the model.keras it writes."""
     cpus, variables, params, emulated = run
     set_train_params(folder, params)
-    ours = set(kernels.pinned_environment(1, "avx2")) | set(kernels.UNPINNED)
-    env = {key: value for key, value in os.environ.items() if key not in ours}
+    env = {key: value for key, value in os.environ.items() if key not in kernels.VARIABLES}
     command = [sys.executable, "-m", "stages.train"]
     if emulated:
         command = ["qemu-x86_64", "-cpu", emulated, *command]

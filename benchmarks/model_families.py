@@ -25,8 +25,9 @@ import numpy as np
 import yaml
 
 from benchmarks.predict_accuracy import KINDS, mnist_test_digits, read_pictures, render
-from benchmarks.train_speed import cpu_name, measure
+from benchmarks.train_speed import measure
 from mnist_pipeline import paths
+from mnist_pipeline.kernels import cpu_model
 from tests.project import ROOT, set_params
 
 RECOMMENDED_EPOCHS = 12  # docs/models.md: where the convnet's test accuracy stops rising
@@ -65,7 +66,7 @@ def main() -> None:
         sys.exit("model_families: no data/raw/ or data/prepared/; run `dvc repro` first")
     train = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
     print(
-        f"machine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"machine: {cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"Keras {version('keras')}\ntraining params: {train['optimizer']}, learning rate "
         f"{train['learning_rate']}, {train['epochs']} epochs (unless said), batch size "
         f"{train['batch_size']}, seed {train['seed']}; pictures of the first {args.count} MNIST "

@@ -12,7 +12,8 @@ import os
 import sys
 import tempfile
 
-from benchmarks.train_speed import ROOT, cpu_name, medians_of_rotated_runs
+from benchmarks.train_speed import ROOT, medians_of_rotated_runs
+from mnist_pipeline.kernels import cpu_model
 
 # Each device and how a run goes without it.
 DEVICES = {
@@ -66,7 +67,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         commands = {device: [sys.executable, "-c", RUN, device, out] for device in DEVICES}
         medians = medians_of_rotated_runs(commands, args.runs)
-    print(f"\nmachine: {cpu_name()}, {os.cpu_count()} CPUs; median of {args.runs} runs, with off:")
+    print(f"\nmachine: {cpu_model()}, {os.cpu_count()} CPUs; median of {args.runs} runs, with off:")
     base_seconds, base_peak = medians["nothing"]
     for device, (seconds, peak) in medians.items():
         print(

@@ -17,6 +17,8 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+from mnist_pipeline.kernels import cpu_model
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -53,16 +55,9 @@ def measure(
 def machine() -> str:
     """The line that says where a benchmark ran."""
     return (
-        f"machine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"machine: {cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"Keras {version('keras')}"
     )
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def medians_of_rotated_runs(

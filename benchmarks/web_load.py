@@ -26,8 +26,8 @@ import numpy as np
 import psutil
 from PIL import Image
 
-from benchmarks.train_speed import cpu_name
 from mnist_pipeline import paths
+from mnist_pipeline.kernels import cpu_model
 from mnist_pipeline.web.launch import serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +100,7 @@ def p50_p95(latencies: list[float]) -> str:
 def machine() -> str:
     """The machine and the versions that serve the page, for the first line of a report."""
     return (
-        f"machine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"machine: {cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"LiteRT {version('ai-edge-litert')}, Pillow {version('pillow')}, "
         f"FastAPI {version('fastapi')}, uvicorn {version('uvicorn')}"
     )

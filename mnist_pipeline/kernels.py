@@ -52,6 +52,10 @@ def pinned_environment(threads: int, instruction_set: InstructionSet) -> dict[st
     }
 
 
+# Every variable `pin` sets or removes (avx2 sets a superset of native's).
+VARIABLES = (*pinned_environment(1, "avx2"), *UNPINNED)
+
+
 def pin(threads: int, instruction_set: InstructionSet = "avx2") -> None:
     """Set the environment that fixes TensorFlow's kernel path, before TensorFlow loads.
 
@@ -98,29 +102,30 @@ def check_avx2() -> None:
     )
 
 
-def cpu_flags() -> set[str] | None:
-    """The CPU's feature flags as Linux lists them, None where /proc/cpuinfo is not there."""
+def cpu_info() -> dict[str, str] | None:
+    """The first CPU's fields as /proc/cpuinfo lists them ("flags", "model name", ...); None
+    where it cannot be read (not Linux)."""
     try:
         text = CPU_INFO.read_text()
     except OSError:
         return None
+    fields: dict[str, str] = {}
     for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return set(value.split())
-    return set()
+        name, colon, value = line.partition(":")
+        if colon:
+            fields.setdefault(name.strip(), value.strip())
+    return fields
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags as Linux lists them, None where /proc/cpuinfo is not there."""
+    info = cpu_info()
+    return None if info is None else set(info.get("flags", "").split())
 
 
 def cpu_model() -> str:
     """The CPU's model name, as /proc/cpuinfo gives it (the platform's processor elsewhere)."""
-    try:
-        for line in CPU_INFO.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return (cpu_info() or {}).get("model name") or platform.processor() or platform.machine()
 
 
 def check_pinned(threads: int, instruction_set: InstructionSet) -> None:
