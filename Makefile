@@ -27,9 +27,10 @@ test: $(VENV)/installed
 slips: $(VENV)/installed
 	$(BIN)/python tools/slips.py
 
-# DVC's plots page with its scripts beside it, so it draws without a network: dvc_plots/index.html
+# DVC's plots page with its scripts beside it, so it draws without a network: plots/index.html
+# (not dvc_plots/, which `dvc plots show` overwrites with its page that loads from a CDN).
 plots: $(VENV)/installed
-	$(BIN)/python -m mnist_pipeline.figures page dvc_plots
+	$(BIN)/python -m mnist_pipeline.figures page plots
 
 # One PNG per plot of dvc.yaml, from the results in reports/: rerun and commit when they change.
 figures: $(VENV)/installed

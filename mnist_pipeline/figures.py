@@ -25,7 +25,8 @@ from mnist_pipeline.files import atomic_dir
 
 log = logging.getLogger(__name__)
 
-PAGE_DIR = Path("dvc_plots")
+# Not dvc_plots/, where `dvc plots show` would overwrite it with a page that needs a CDN.
+PAGE_DIR = Path("plots")
 FIGURES_DIR = Path("docs/figures")
 
 # DVC's templates are Vega-Lite 5 specs; this is the newest Vega-Lite 5 vl-convert ships.
