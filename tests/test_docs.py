@@ -1,0 +1,86 @@
+"""Every console block of README.md and docs/*.md, run as written in a scratch clone, page by
+page in reading order, its shown output compared (tests/doc_blocks.py says how)."""
+
+import os
+import shutil
+
+import pytest
+from doc_blocks import PAGES, make_clone, run_page, shown_matches, steps
+from project import DVC, ENV, ROOT, run
+
+COLUMNS = "120"  # a terminal's width: `dvc exp show` fits it
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """Each page's clone as the page left it, for the pages that go on from it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def pipeline_clone(tmp_path_factory):
+    """A clone of the working tree with the pipeline's outputs, as after `make pipeline`."""
+    for output in ("data/raw", "data/prepared", "models/model.tflite"):
+        if not (ROOT / output).exists():
+            pytest.skip(f"needs the pipeline's outputs ({output}): run `make pipeline` first")
+    clone = make_clone(tmp_path_factory.mktemp("docs") / "mnist")
+    if run(clone, DVC, "status", "--quiet", check=False).returncode != 0:
+        pytest.skip("the workspace's data/ and models/ are not dvc.lock's: run `make pipeline`")
+    return clone
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("page", PAGES, ids=[page.path for page in PAGES])
+def test_console_blocks_run_as_written(page, pipeline_clone, finished, tmp_path):
+    if page.ci and os.environ.get("CI") != "true":
+        pytest.skip(f"{page.path} trains for minutes: runs where CI=true")
+    if page.after is not None and page.after not in finished:
+        pytest.skip(f"{page.path} goes on from {page.after}, which did not run")
+    start = finished[page.after] if page.after else pipeline_clone
+    clone = tmp_path / "mnist"
+    shutil.copytree(start, clone, symlinks=True)
+    env = {**os.environ, **ENV, "COLUMNS": COLUMNS, "HOME": str(tmp_path / "home")}
+    outcome = run_page(ROOT / page.path, clone, env)
+    assert outcome.ran, f"{page.path}: no console block ran"
+    finished[page.path] = clone
+
+
+def test_a_block_is_commands_each_with_the_output_shown_after_it():
+    block = "$ echo a   # a comment\none\n\ntwo\n$ true\n$ echo b\nb\n\n"
+    assert [(step.command, step.shown) for step in steps(block)] == [
+        ("echo a   # a comment", ["one", "", "two"]),
+        ("true", []),
+        ("echo b", ["b"]),
+    ]
+    with pytest.raises(ValueError, match="output before any"):
+        steps("stray\n$ true\n")
+
+
+@pytest.mark.parametrize(
+    ("shown", "printed", "same"),
+    [
+        (["a 1", "b 2"], "a 1  \nb 2\n", True),  # trailing blanks do not count
+        (["a 1", "b 2"], "a 1\nb 3\n", False),
+        (["a 1"], "a 1\nb 2\n", False),  # a line more
+        (["a 1", "b 2"], "a 1\n", False),  # a line less
+        (
+            ["A: HEAD (revision 46731e0, md5 63962c5e)"],
+            "A: HEAD (revision 9de7b4a, md5 63962c5e)",
+            True,
+        ),
+        (
+            ["A: HEAD (revision 46731e0, md5 63962c5e)"],
+            "A: HEAD (revision 9de7b4a, md5 63962c5f)",
+            False,
+        ),
+        (["revision 46731e0"], "revision 46731e0f", False),  # seven hex digits, no more
+        (["first", "...", "last"], "first\nlast\n", True),
+        (["first", "...", "last"], "first\nx\ny\nlast\n", True),
+        (["first", "...", "last"], "first\nx\n", False),
+        (["looked in .../docs/models)"], "looked in /tmp/x/docs/models)", True),
+        (["looked in .../docs/models)"], "looked in /tmp/x/models)", False),
+        (["a.b"], "axb", False),  # the rest is literal
+    ],
+)
+def test_shown_output_is_compared_line_by_line_with_masks(shown, printed, same):
+    assert shown_matches(shown, printed) is same
