@@ -39,9 +39,10 @@ figures: $(VENV)/installed
 bench: $(VENV)/installed
 	$(BIN)/python benchmarks/train_speed.py
 
-# The page to draw a digit on, for models/model.tflite, at http://127.0.0.1:8000 (after `make pipeline`).
+# The page to draw a digit on, for models/model.tflite, at http://127.0.0.1:8000 (after `make pipeline`;
+# PORT=N serves on another port).
 serve: $(VENV)/installed
-	$(BIN)/python -m mnist_pipeline.web
+	@$(BIN)/python -m mnist_pipeline.web $(if $(PORT),--port $(PORT))
 
 # The README's picture of that page, drawn and taken by the browser tests' own code (needs chromium).
 screenshot: $(VENV)/installed
@@ -61,6 +62,7 @@ s3-server: $(VENV)/installed
 # Reinstall whenever a requirements file changes.
 $(VENV)/installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing the pinned packages into $(VENV)/ (TensorFlow, DVC, ...: a few minutes the first time)"
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt --editable .
 	touch $@
 

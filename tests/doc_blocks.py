@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,8 +25,9 @@ from pathlib import Path
 from unittest import SkipTest
 
 from project import BIN, DVC, ROOT, run
-from sybil import Document, Example, Sybil
+from sybil import Document, Example, Region, Sybil
 from sybil.parsers.markdown import CodeBlockParser, SkipParser
+from sybil.parsers.markdown.lexers import DirectiveInHTMLCommentLexer
 
 
 # Each page in reading order, with the state it starts from: `after` is the page whose clone,
@@ -36,6 +38,7 @@ class Page:
     path: str
     after: str | None = None
     ci: bool = False
+    port: int | None = None  # the port the page's servers listen on: the test picks a free one
 
 
 PAGES = (
@@ -43,6 +46,9 @@ PAGES = (
     Page("docs/predict.md"),
     Page("docs/troubleshooting.md"),
     Page("docs/models.md", after="README.md", ci=True),
+    Page("docs/reproducibility.md"),
+    Page("docs/testing.md"),
+    Page("docs/web.md", port=8000),
 )
 
 # What differs between clones and machines, in a shown output: (pattern, what it stands for).
@@ -141,12 +147,6 @@ class Shell:
         self.process.wait()
 
 
-@dataclass
-class Outcome:
-    ran: list[str] = field(default_factory=list)
-    not_run: list[str] = field(default_factory=list)
-
-
 class ConsoleParser(CodeBlockParser):
     language = "console"
 
@@ -154,11 +154,16 @@ class ConsoleParser(CodeBlockParser):
         super().__init__(self.language)
 
     def evaluate(self, example: Example) -> None:
-        shell: Shell = example.namespace["shell"]
+        page: PageRun = example.namespace["page"]
+        background = example.namespace.pop("background", False)
         for step in steps(example.parsed):
+            step = page.localised(step)
             where = f"{Path(example.path).relative_to(ROOT)}, line {example.line}: $ {step.command}"
-            status, printed = shell.run(step.command)
-            example.namespace["outcome"].ran.append(step.command)
+            page.ran.append(step.command)
+            if background:
+                page.start(step, where)
+                continue
+            status, printed = page.shell.run(step.command)
             if status != 0 and not any("error:" in line for line in step.shown):
                 raise AssertionError(f"{where}\nexit status {status}:\n{printed}")
             if step.shown and not shown_matches(step.shown, printed):
@@ -166,24 +171,82 @@ class ConsoleParser(CodeBlockParser):
                 raise AssertionError(f"{where}\nshown:\n{shown}\nprinted:\n{printed}")
 
 
-DOCS = Sybil(parsers=[ConsoleParser(), SkipParser()], path=str(ROOT))
+class BackgroundParser:
+    """`<!-- background -->` before a block: its command, a server, keeps running while the
+    page's next blocks run; it has started once it has printed the output shown."""
+
+    def __init__(self) -> None:
+        self.lexer = DirectiveInHTMLCommentLexer("background")
+
+    def __call__(self, document: Document) -> Iterator[Region]:
+        for lexed in self.lexer(document):
+            yield Region(lexed.start, lexed.end, None, self.evaluate)
+
+    def evaluate(self, example: Example) -> None:
+        example.namespace["background"] = True
 
 
-def run_page(page: Path, clone: Path, env: dict[str, str]) -> Outcome:
+DOCS = Sybil(parsers=[ConsoleParser(), SkipParser(), BackgroundParser()], path=str(ROOT))
+
+
+@dataclass
+class PageRun:
+    """A page being run: its shell, the port its servers use for `port`, what ran, what not."""
+
+    shell: Shell
+    scratch: Path
+    port: tuple[int, int] | None = None  # (as the page says, as the test uses)
+    ran: list[str] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)
+
+    def localised(self, step: Step) -> Step:
+        """`step` with the page's port number replaced by the test's (a free one)."""
+        if self.port is None:
+            return step
+        said, used = self.port
+        pattern = re.compile(rf"(?<=[: ]){said}\b")
+        return Step(
+            pattern.sub(str(used), step.command),
+            [pattern.sub(str(used), line) for line in step.shown],
+        )
+
+    def start(self, step: Step, where: str, timeout: float = 120) -> None:
+        log = self.scratch / f"background-{len(self.ran)}.log"
+        self.shell.run(f"{{ {step.command}\n}} >{log} 2>&1 &")  # a newline ends a `# comment`
+        deadline = time.monotonic() + timeout
+        while not shown_matches(step.shown, printed := log.read_text()):
+            if time.monotonic() > deadline:
+                shown = "\n".join(step.shown)
+                raise AssertionError(f"{where}\nshown:\n{shown}\nprinted:\n{printed}")
+            time.sleep(0.5)
+
+
+def run_page(
+    page: Path, clone: Path, env: dict[str, str], port: tuple[int, int] | None = None
+) -> PageRun:
     """Run every console block of `page` in order in `clone`; return what ran and what not."""
     document: Document = DOCS.parse(page)
-    shell = Shell(clone, env)
-    outcome = Outcome()
-    document.namespace.update(shell=shell, outcome=outcome)
+    state = PageRun(Shell(clone, env), clone.parent, port)
+    document.namespace["page"] = state
     try:
         for example in document.examples():
             try:
                 example.evaluate()
             except SkipTest as skipped:  # a block the page marks as not run, and why
-                outcome.not_run.append(f"line {example.line}: {skipped}")
+                state.not_run.append(f"line {example.line}: {skipped}")
     finally:
-        shell.close()
-    return outcome
+        state.shell.close()
+    return state
+
+
+def console_pages() -> set[str]:
+    """README.md and the pages of docs/ that hold a console block."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return {
+        page.relative_to(ROOT).as_posix()
+        for page in pages
+        if re.search(r"^```console$", page.read_text(), re.MULTILINE)
+    }
 
 
 def project_files(source: Path = ROOT) -> Iterator[str]:

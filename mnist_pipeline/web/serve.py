@@ -57,11 +57,17 @@ def main(args: argparse.Namespace) -> int:
         model.classifier(np.zeros((1, INPUT_SIZE), dtype=np.float32))
     limits = Limits()
     app = create_app(models, limits, host=args.host)
-    logging.getLogger("uvicorn").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    # uvicorn's warnings (a malformed request); its start and stop lines only with --verbose.
+    logging.getLogger("uvicorn").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     server = uvicorn.Server(server_config(app, limits))
     labels = " and ".join(model.label for model in models)
     log.info("serving %s for %s; Ctrl-C stops", url_of(sock), labels)
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # Ctrl-C is how the server stops: status 0, so `make serve` does not call it an error.
+        # uvicorn raises the signal again once it has shut down (Kludex/uvicorn#1600, 0.29).
+        log.info("stopped")
     return 0
 
 
