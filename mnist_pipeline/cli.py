@@ -27,16 +27,17 @@ def run(
     import TensorFlow (or may: a .keras model), is a speed device (benchmarks/speedups.py): see
     exit_without_teardown.
     """
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages too")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log our debug messages too")
     args = parser.parse_args()
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
+        level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Our own progress lines (the library's, and the command's when run as a script); the INFO
-    # lines of the libraries underneath (TensorFlow's "Assets written to", boto's "Found
-    # credentials") only with --verbose.
+    # Our own progress lines (the library's, and the command's when run as a script), and our
+    # debug lines with --verbose; the INFO lines of the libraries underneath (TensorFlow's
+    # "Assets written to", boto's "Found credentials") only with --verbose, and their debug
+    # lines (PIL's PNG chunks, h5py, pydot) never.
     for ours in ("mnist_pipeline", "__main__"):
         logging.getLogger(ours).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:

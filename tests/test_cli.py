@@ -9,13 +9,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 COMMAND = """
-import argparse, atexit, sys
+import argparse, atexit, logging, sys
 from pathlib import Path
 from mnist_pipeline import cli
 from mnist_pipeline.errors import PipelineError
 
 def main(args):
     atexit.register(lambda: Path("atexit-ran").write_text("yes"))
+    for name in ("__main__", "mnist_pipeline.demo", "PIL.PngImagePlugin", "h5py"):
+        for level in ("debug", "info", "warning") if args.log else ():
+            getattr(logging.getLogger(name), level)("%s %s", name, level)
     if args.fail:
         raise PipelineError("params.yaml: train.epochs must be greater than 0, got -1")
     return args.status
@@ -23,6 +26,7 @@ def main(args):
 parser = argparse.ArgumentParser(prog="demo")
 parser.add_argument("--status", type=int, default=0)
 parser.add_argument("--fail", action="store_true")
+parser.add_argument("--log", action="store_true")
 cli.run(main, parser, skip_teardown=True)
 """
 
@@ -60,3 +64,23 @@ def test_a_pipeline_error_is_one_line_and_status_1(tmp_path):
     assert result.stderr.splitlines() == [
         "demo: error: params.yaml: train.epochs must be greater than 0, got -1"
     ]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ([], ["__main__ info", "__main__ warning", "mnist_pipeline.demo info",
+              "mnist_pipeline.demo warning", "PIL.PngImagePlugin warning", "h5py warning"]),
+        (["-v"], ["__main__ debug", "__main__ info", "__main__ warning",
+                  "mnist_pipeline.demo debug", "mnist_pipeline.demo info",
+                  "mnist_pipeline.demo warning",
+                  "PIL.PngImagePlugin info", "PIL.PngImagePlugin warning", "h5py info",
+                  "h5py warning"]),
+    ],
+)  # fmt: skip
+def test_verbose_adds_our_debug_lines_and_the_libraries_info_lines_not_their_debug(
+    tmp_path, options, expected
+):
+    result = run_command(tmp_path, "--log", *options)
+    assert result.returncode == 0, result.stderr
+    assert [line.split(": ", 1)[1] for line in result.stderr.splitlines()] == expected
