@@ -62,7 +62,7 @@ def fetch_mnist(params: FetchParams, cache_dir: Path) -> Arrays:
     }
     failures = []
     for name in params.sources:
-        log.info("trying source %s", name)
+        log.debug("trying source %s", name)
         try:
             arrays = loaders[name]()
             check_arrays(arrays, params.verify_checksums, origin="its arrays")
@@ -96,6 +96,9 @@ def from_keras_mirror(
         retry_if_failed=retries,
     )
     downloader = pooch.HTTPDownloader(progressbar=True, timeout=(connect_timeout, READ_TIMEOUT))
+    # pooch's own lines ("Downloading file ...", "Failed to download ... again"): a source that
+    # fails is one line, fetch_mnist's; the progress bar still shows a download.
+    pooch.get_logger().setLevel(logging.WARNING)
     try:
         path = fetcher.fetch(KERAS_FILE, downloader=downloader)
     except (requests.ConnectionError, requests.Timeout) as error:
