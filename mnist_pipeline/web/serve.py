@@ -57,8 +57,10 @@ def main(args: argparse.Namespace) -> int:
         model.classifier(np.zeros((1, INPUT_SIZE), dtype=np.float32))
     limits = Limits()
     app = create_app(models, limits, host=args.host)
-    # uvicorn's warnings (a malformed request); its start and stop lines only with --verbose.
-    logging.getLogger("uvicorn").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    # uvicorn's line per request, and its warnings (a malformed request); its lines about its
+    # start and stop (uvicorn.error's INFO) only with --verbose: ours say when it serves.
+    logging.getLogger("uvicorn").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logging.getLogger("uvicorn.error").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     server = uvicorn.Server(server_config(app, limits))
     labels = " and ".join(model.label for model in models)
     log.info("serving %s for %s; Ctrl-C stops", url_of(sock), labels)
