@@ -49,6 +49,7 @@ PAGES = (
     Page("docs/reproducibility.md"),
     Page("docs/testing.md"),
     Page("docs/web.md", port=8000),
+    Page("docs/sharing.md"),
 )
 
 # What differs between clones and machines, in a shown output: (pattern, what it stands for).
