@@ -215,7 +215,7 @@ class PageRun:
         log = self.scratch / f"background-{len(self.ran)}.log"
         self.shell.run(f"{{ {step.command}\n}} >{log} 2>&1 &")  # a newline ends a `# comment`
         deadline = time.monotonic() + timeout
-        while not shown_matches(step.shown, printed := log.read_text()):
+        while not shown_matches(step.shown, printed := log.read_text() if log.exists() else ""):
             if time.monotonic() > deadline:
                 shown = "\n".join(step.shown)
                 raise AssertionError(f"{where}\nshown:\n{shown}\nprinted:\n{printed}")
