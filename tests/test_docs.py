@@ -4,9 +4,10 @@ page in reading order, its shown output compared (tests/doc_blocks.py says how).
 import os
 import shutil
 import socket
+from pathlib import Path
 
 import pytest
-from doc_blocks import PAGES, console_pages, make_clone, run_page, shown_matches, steps
+from doc_blocks import PAGES, Page, console_pages, make_clone, run_page, shown_matches, steps
 from project import DVC, ENV, ROOT, run
 
 COLUMNS = "120"  # a terminal's width: `dvc exp show` fits it
@@ -41,24 +42,38 @@ def pipeline_clone(tmp_path_factory):
     return clone
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize("page", PAGES, ids=[page.path for page in PAGES])
-def test_console_blocks_run_as_written(page, pipeline_clone, finished, tmp_path):
-    if page.ci and os.environ.get("CI") != "true":
-        pytest.skip(f"{page.path} trains for minutes: runs where CI=true")
-    if page.after is not None and page.after not in finished:
-        pytest.skip(f"{page.path} goes on from {page.after}, which did not run")
-    start = finished[page.after] if page.after else pipeline_clone
-    clone = tmp_path / "mnist"
+def play(page: Page, start: Path, folder: Path) -> Path:
+    """Run `page`'s console blocks in a copy of the clone `start`; return the copy as it is left."""
+    clone = folder / "mnist"
     shutil.copytree(start, clone, symlinks=True)
-    env = {**os.environ, **ENV, "COLUMNS": COLUMNS, "HOME": str(tmp_path / "home")}
+    env = {**os.environ, **ENV, "COLUMNS": COLUMNS, "HOME": str(folder / "home")}
     port = None
     if page.port is not None:
         env["PORT"] = str(free := free_port())  # for `make serve`
         port = (page.port, free)
     outcome = run_page(ROOT / page.path, clone, env, port)
     assert outcome.ran or outcome.not_run, f"{page.path}: no console block"
-    finished[page.path] = clone
+    return clone
+
+
+def start_of(page: Page, pipeline_clone: Path, finished: dict[str, Path], folder: Path) -> Path:
+    """The clone `page` starts in: after the page it goes on from, run first if it has not."""
+    if page.after is None:
+        return pipeline_clone
+    if page.after not in finished:
+        before = next(other for other in PAGES if other.path == page.after)
+        start = start_of(before, pipeline_clone, finished, folder / "before")
+        finished[before.path] = play(before, start, folder / "before")
+    return finished[page.after]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("page", PAGES, ids=[page.path for page in PAGES])
+def test_console_blocks_run_as_written(page, pipeline_clone, finished, tmp_path):
+    if page.ci and os.environ.get("CI") != "true":
+        pytest.skip(f"{page.path} trains for minutes: runs where CI=true")
+    start = start_of(page, pipeline_clone, finished, tmp_path)
+    finished[page.path] = play(page, start, tmp_path)
 
 
 def test_a_block_is_commands_each_with_the_output_shown_after_it():
