@@ -5,6 +5,7 @@ import pytest
 from browser import browser  # noqa: F401 (a fixture for the tests that use it)
 from glyphs import glyph_model, glyph_model_file  # noqa: F401 (fixtures: a font digit reader)
 from project import DVC, copy_project, make_project, run
+from ray_cluster import ray_cluster  # noqa: F401 (a fixture: two Ray nodes on loopback)
 from remote import s3, shared  # noqa: F401 (fixtures: an S3 server and a project pushed to it)
 from synthetic import tiny_mnist_arrays, write_npz
 
