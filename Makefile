@@ -57,10 +57,10 @@ bench-sharing: $(VENV)/installed
 s3-server: $(VENV)/installed
 	$(BIN)/python -m mnist_pipeline.s3_server
 
-# Reinstall whenever a requirements file changes.
+# Reinstall whenever a requirements file changes. With the extra `cluster` (Ray, for mnist-sweep).
 $(VENV)/installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt --editable .
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt --editable '.[cluster]'
 	touch $@
 
 constraints: $(VENV)/installed

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ INSTALL_HINT = "Ray is not installed: pip install -e '.[cluster]' (or `make .ven
 DEFAULT_METRIC = "test.accuracy"
 # A name DVC takes for an experiment (a git ref's last part) and that reads well in a shell.
 NAME_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+SCRATCH = Path(".dvc/tmp/sweep")  # the clones, where DVC's queue keeps its own (.dvc/tmp/exps)
 POLL_SECONDS = 0.5  # how often the progress lines are looked for
 # Kill a dead worker's children too (the trial's `dvc exp run` and its stage), Ray's switch:
 # https://docs.ray.io/en/latest/ray-core/user-spawn-processes.html
@@ -124,7 +126,7 @@ def checkout_of(root: Path, git_remote: str | None) -> Checkout:
         log.warning("uncommitted changes are not part of the sweep: it runs commit %s", commit[:7])
     if git_remote is None:
         cache = dvc("cache", "dir", cwd=root).strip()
-        return Checkout(str(root), commit, cache)
+        return Checkout(str(root), commit, cache, str(root / SCRATCH))
     url = command("git", "remote", "get-url", git_remote, cwd=root).strip()
     return Checkout(url, commit, None)
 
@@ -275,7 +277,10 @@ def main(args: argparse.Namespace) -> int:
     to_run = [point for point in points if point.name not in finished]
     if to_run:
         threads = load_section(TrainParams, root / paths.PARAMS_FILE).threads
-        rows += on_ray(to_run, checkout, args, args.cpus_per_trial or threads)
+        try:
+            rows += on_ray(to_run, checkout, args, args.cpus_per_trial or threads)
+        finally:
+            shutil.rmtree(root / SCRATCH, ignore_errors=True)
         if args.git_remote is not None:
             for row in rows:
                 if row.state == "done":

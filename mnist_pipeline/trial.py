@@ -29,6 +29,9 @@ class Checkout:
     # The DVC cache to share, on a filesystem the worker sees (this machine); None: the worker
     # pulls the data from the DVC remote and pushes the experiment's outputs there.
     cache_dir: str | None
+    # Where the clones go (the driver removes it after the sweep, with what a killed trial left
+    # there); None: the worker's temporary folder.
+    scratch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,9 @@ def run(point: Point, checkout: Checkout) -> Outcome:
     """Run `point` in a clone made for it in a temporary folder, and push its experiment to
     `checkout.repository`: all of it or, if anything fails, none of it."""
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix=f"mnist-{point.name}-") as scratch:
+    if checkout.scratch:
+        Path(checkout.scratch).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{point.name}-", dir=checkout.scratch) as scratch:
         clone = Path(scratch) / "project"
         git("clone", "--quiet", "--no-checkout", checkout.repository, str(clone))
         git("checkout", "--quiet", "--detach", checkout.commit, cwd=clone)

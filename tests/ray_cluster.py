@@ -119,28 +119,36 @@ def stop(cluster: Cluster) -> None:
             psutil.Process(pid).kill()
 
 
-@pytest.fixture
-def ray_cluster(tmp_path) -> Iterator[Cluster]:
+@contextlib.contextmanager
+def running_cluster(logs: Path, extra_env: dict[str, str] | None = None) -> Iterator[Cluster]:
+    """The two nodes, up, with `extra_env` in every Ray process's environment (a trial's too:
+    Ray's workers inherit their node's, not the driver's)."""
     head_temp, node_temp = short_temp_dir(), short_temp_dir()
-    env = ray_env(head_temp)
+    env = {**ray_env(head_temp), **(extra_env or {})}
     port = free_port()
     cluster = Cluster(f"127.0.0.1:{port}", env, [])
     try:
         cluster.nodes.append(start_node(
             ["--head", "--port", str(port), "--include-dashboard", "false"], HEAD_PORTS,
-            env, head_temp, tmp_path / "head.log",
+            env, head_temp, logs / "head.log",
         ))  # fmt: skip
         cluster.nodes.append(start_node(
-            ["--address", cluster.address], NODE_PORTS, env, node_temp, tmp_path / "node.log"
+            ["--address", cluster.address], NODE_PORTS, env, node_temp, logs / "node.log"
         ))  # fmt: skip
         deadline = time.monotonic() + START_SECONDS
         while node_count(cluster) < 2:
-            logs = (tmp_path / "head.log").read_text() + (tmp_path / "node.log").read_text()
-            assert time.monotonic() < deadline, f"the cluster did not start:\n{logs}"
-            assert all(node.poll() is None for node in cluster.nodes), logs
+            text = (logs / "head.log").read_text() + (logs / "node.log").read_text()
+            assert time.monotonic() < deadline, f"the cluster did not start:\n{text}"
+            assert all(node.poll() is None for node in cluster.nodes), text
             time.sleep(1)
         yield cluster
     finally:
         stop(cluster)
         for folder in (head_temp, node_temp):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def ray_cluster(tmp_path) -> Iterator[Cluster]:
+    with running_cluster(tmp_path) as cluster:
+        yield cluster

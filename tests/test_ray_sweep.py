@@ -15,7 +15,8 @@ import time
 import psutil
 import pytest
 from project import DVC, ENV, output, run
-from ray_cluster import Cluster, ray_env, short_temp_dir
+from ray_cluster import Cluster, ray_env, running_cluster, short_temp_dir
+from remote import aws_env, clone
 
 from mnist_pipeline import sweep
 from mnist_pipeline.errors import PipelineError
@@ -204,6 +205,7 @@ def test_a_grid_on_a_two_node_cluster_survives_a_killed_worker_and_matches_dvc_e
     finally:
         killer.join()
     assert status == 0, f"{out}\n{err}"
+    assert not (repo / sweep.SCRATCH).exists()  # the clones, the killed one's too
     assert len(killed) == 2, "no trial was seen running"
     gone = not killed[0].is_running() or killed[0].status() == psutil.STATUS_ZOMBIE
     assert gone, "the killed worker's `dvc exp run` went on"
@@ -263,6 +265,7 @@ def test_embedded_ray_fails_a_bad_point_alone_and_a_rerun_after_ctrl_c_skips_wha
         status, out, err = finish(process)
         err = "".join(lines) + err
         assert status == 130, f"{out}\n{err}"
+        assert not (repo / sweep.SCRATCH).exists()
         done = {name for name, state, _ in events(err) if state == "done"}
         assert len(done) == 1
         assert set(experiments(repo)) == done
@@ -289,3 +292,24 @@ def test_embedded_ray_fails_a_bad_point_alone_and_a_rerun_after_ctrl_c_skips_wha
         for process in started:  # and its embedded Ray, should the test fail midway
             kill_tree(process.pid)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.e2e
+def test_through_a_git_remote_and_the_dvc_remote_as_between_machines(shared, s3, tmp_path):
+    """Workers that share nothing with the user's repository but the git remote (origin) and
+    the DVC remote (S3, its key in each node's environment)."""
+    repo = clone(shared.origin, tmp_path / "b")  # no DVC cache: nothing of A's but origin's
+    with running_cluster(tmp_path, aws_env(s3)) as cluster:
+        status, out, err = finish(start_sweep(
+            repo, "-S", f"train.learning_rate={','.join(RATES)}", "--git-remote", "origin",
+            "--address", cluster.address, "--cpus-per-trial", "1",
+            env={**cluster.env, **aws_env(s3)},
+        ))  # fmt: skip
+    assert status == 0, f"{out}\n{err}"
+    found = experiments(repo)
+    assert sorted(str(e["train"]["learning_rate"]) for e in found.values()) == RATES
+    assert set(output(repo, "git", "ls-remote", str(shared.origin), "refs/exps/*").split()[1::2])
+    # Each one whole here: its model from the DVC remote, as `dvc exp apply` checks it out.
+    name = sorted(found)[0]
+    run(repo, DVC, "exp", "apply", name)
+    assert output(repo, DVC, "status").strip() == "Data and pipelines are up to date."
