@@ -59,29 +59,30 @@ def environment() -> dict[str, str]:
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-def dvc(clone: Path, *arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dvc", *arguments],
-        cwd=clone,
-        env=environment(),
-        capture_output=True,
-        text=True,
-    )
+class TrialFailed(Exception):
+    """A step of the trial failed: the message is its one line."""
 
 
-def git(*arguments: str, cwd: Path | None = None) -> None:
-    subprocess.run(["git", *arguments], cwd=cwd, check=True, capture_output=True, text=True)
+def step(command: list[str], cwd: Path, what: str) -> None:
+    """Run one step of the trial; its failure as TrialFailed naming `what` and why."""
+    result = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise TrialFailed(f"{what}: {failure_line(result.stdout + result.stderr)}")
+
+
+def dvc(clone: Path, what: str, *arguments: str) -> None:
+    step([sys.executable, "-m", "dvc", *arguments], clone, what)
 
 
 def failure_line(output: str) -> str:
-    """The one line that says why `dvc exp run` failed: the stage's own message (the last line
-    before DVC's "failed to reproduce"), else DVC's last ERROR line, else its last line."""
+    """The one line that says why a dvc (or git) command failed: a stage's own message (the
+    line before DVC's "failed to reproduce"), else the last ERROR line, else the last line."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     for index, line in enumerate(lines):
         if line.startswith(DVC_STAGE_FAILED) and index > 0:
             return lines[index - 1]
     errors = [line for line in lines if line.startswith("ERROR")]
-    return (errors or lines or ["dvc exp run failed with no output"])[-1]
+    return (errors or lines or ["failed with no output"])[-1]
 
 
 def exp_run_arguments(point: Point, checkout: Checkout) -> list[str]:
@@ -98,20 +99,19 @@ def run(point: Point, checkout: Checkout) -> Outcome:
         Path(checkout.scratch).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"{point.name}-", dir=checkout.scratch) as scratch:
         clone = Path(scratch) / "project"
-        git("clone", "--quiet", "--no-checkout", checkout.repository, str(clone))
-        git("checkout", "--quiet", "--detach", checkout.commit, cwd=clone)
-        if checkout.cache_dir:
-            dvc(clone, "cache", "dir", "--local", checkout.cache_dir).check_returncode()
-        ran = dvc(clone, *exp_run_arguments(point, checkout))
-        if ran.returncode != 0:
-            error = failure_line(ran.stdout + ran.stderr)
-            return Outcome(point.name, None, error, time.monotonic() - start)
-        metrics = json.loads((clone / paths.METRICS_FILE).read_text())
-        # The experiment's git ref (and, with no shared cache, its outputs to the DVC remote):
-        # one ref update, so a trial killed before this point leaves nothing behind.
-        no_cache = ["--no-cache"] if checkout.cache_dir else []
-        pushed = dvc(clone, "exp", "push", *no_cache, checkout.repository, point.name)
-        if pushed.returncode != 0:
-            error = failure_line(pushed.stdout + pushed.stderr)
-            return Outcome(point.name, None, error, time.monotonic() - start)
+        try:
+            step(["git", "clone", "--quiet", "--no-checkout", checkout.repository, str(clone)],
+                 Path(scratch), "git clone")  # fmt: skip
+            step(["git", "checkout", "--quiet", "--detach", checkout.commit], clone, "git checkout")
+            if checkout.cache_dir:
+                dvc(clone, "dvc cache dir", "cache", "dir", "--local", checkout.cache_dir)
+            # The stage's own reason when it fails, as a plain `dvc exp run` prints it.
+            dvc(clone, "dvc exp run", *exp_run_arguments(point, checkout))
+            metrics = json.loads((clone / paths.METRICS_FILE).read_text())
+            # The experiment's git ref (and, with no shared cache, its outputs to the DVC
+            # remote): one ref update, so a trial killed before it leaves nothing behind.
+            no_cache = ["--no-cache"] if checkout.cache_dir else []
+            dvc(clone, "dvc exp push", "exp", "push", *no_cache, checkout.repository, point.name)
+        except TrialFailed as error:
+            return Outcome(point.name, None, str(error), time.monotonic() - start)
     return Outcome(point.name, metrics, None, time.monotonic() - start)

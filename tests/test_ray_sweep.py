@@ -139,7 +139,7 @@ def test_the_failure_line_is_the_stages_own_reason():
         "train: error: params.yaml: train.epochs must be greater than 0, got -1"
     )
     assert failure_line("ERROR: unexpected error\n\n") == "ERROR: unexpected error"
-    assert failure_line("") == "dvc exp run failed with no output"
+    assert failure_line("") == "failed with no output"
 
 
 def test_the_table_puts_the_best_first_then_failures_then_what_did_not_run():
@@ -282,7 +282,7 @@ def test_embedded_ray_fails_a_bad_point_alone_and_a_rerun_after_ctrl_c_skips_wha
         seen = events(err)
         assert skipped not in {name for name, _, _ in seen}
         [failed] = [detail for _, state, detail in seen if state == "failed"]
-        assert failed == f"train: error: params.yaml: {BAD_RATE_REASON}"
+        assert failed == f"dvc exp run: train: error: params.yaml: {BAD_RATE_REASON}"
         assert len(experiments(repo)) == 2
         assert {e["train"]["learning_rate"] for e in experiments(repo).values()} == {0.002, 0.004}
         # Ray started here with every core, a trial taking train.threads (2) of them.
