@@ -11,10 +11,11 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
-from project import DVC, ENV, output, run
+from project import DVC, ENV, ROOT, output, run
 from ray_cluster import Cluster, ray_env, running_cluster, short_temp_dir
 from remote import aws_env, clone
 
@@ -157,7 +158,8 @@ def test_the_table_puts_the_best_first_then_failures_then_what_did_not_run():
     assert sweep.table(rows, "m", False).splitlines()[-1] == "  dvc exp apply d"
     lowest = [line.split()[0] for line in sweep.table(rows, "m", True).splitlines()[1:4]]
     assert lowest == ["b", "e", "d"]
-    assert "apply" not in sweep.table(rows[:1], "m", False)
+    assert "apply" not in sweep.table(rows[:1], "m", False)  # nothing done, nothing to apply
+    assert sweep.table(rows[:2], "m", False).splitlines()[-1] == "  dvc exp apply b"
 
 
 def test_without_ray_the_command_says_in_one_line_how_to_install_it(tmp_path):
@@ -177,7 +179,7 @@ def test_without_ray_the_command_says_in_one_line_how_to_install_it(tmp_path):
 
 @pytest.mark.e2e
 def test_a_grid_on_a_two_node_cluster_survives_a_killed_worker_and_matches_dvc_exp_run(
-    reproduced_project, ray_cluster: Cluster
+    reproduced_project, ray_cluster: Cluster, tmp_path
 ):
     repo = reproduced_project
     process = start_sweep(
@@ -228,6 +230,14 @@ def test_a_grid_on_a_two_node_cluster_survives_a_killed_worker_and_matches_dvc_e
     assert sorted(line.split()[0] for line in out.splitlines()[1:5]) == sorted(found), out
     best = out.splitlines()[-1].split()[-1]
     assert out.splitlines()[-1] == f"  dvc exp apply {best}" and best in found
+
+    # Experiments as any other: mnist-compare and dvc plots diff name them.
+    a, b = sorted(found)[:2]
+    compared = output(repo, sys.executable, "-m", "mnist_pipeline.compare", a, b,
+                      "--out", str(tmp_path / "compare.png"))  # fmt: skip
+    assert f"A: {a} (revision" in compared and f"B: {b} (revision" in compared
+    plots = output(repo, DVC, "plots", "diff", a, b, "--json")
+    assert f'"{a}"' in plots and f'"{b}"' in plots
 
     # The same bytes as a plain `dvc exp run` of the same params in the workspace.
     [name] = [name for name, e in found.items()
@@ -313,3 +323,17 @@ def test_through_a_git_remote_and_the_dvc_remote_as_between_machines(shared, s3,
     name = sorted(found)[0]
     run(repo, DVC, "exp", "apply", name)
     assert output(repo, DVC, "status").strip() == "Data and pipelines are up to date."
+
+
+def test_the_docs_ray_start_lines_are_the_tests_less_their_ports_and_folders():
+    """docs/sweeps.md's cluster: the variables it exports are the ones the tests' nodes run with,
+    and each option of its `ray start` lines is one the tests' nodes are started with."""
+    page = (ROOT / "docs/sweeps.md").read_text()
+    exported = re.findall(r"^\$ export (.*?)(?:\s+#.*)?$", page, re.MULTILINE)
+    names = {pair.split("=")[0] for line in exported for pair in line.split()}
+    assert names == set(ray_env(Path("/tmp"))) - {"RAY_USAGE_STATS_ENABLED", "RAY_TMPDIR"}
+    starts = re.findall(r"^\$ ray start (.*?)(?:\s+#.*)?$", page, re.MULTILINE)
+    assert len(starts) == 2
+    source = (ROOT / "tests/ray_cluster.py").read_text()
+    for option in {word for line in starts for word in line.split() if word.startswith("--")}:
+        assert f'"{option}"' in source, option
