@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,7 +37,8 @@ DEFAULT_METRIC = "test.accuracy"
 # A name DVC takes for an experiment (a git ref's last part) and that reads well in a shell.
 NAME_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 SCRATCH = Path(".dvc/tmp/sweep")  # the clones, where DVC's queue keeps its own (.dvc/tmp/exps)
-POLL_SECONDS = 0.5  # how often the progress lines are looked for
+POLL_SECONDS = 0.5
+CONNECT_SECONDS = 5  # for --address to answer  # how often the progress lines are looked for
 # Kill a dead worker's children too (the trial's `dvc exp run` and its stage), Ray's switch:
 # https://docs.ray.io/en/latest/ray-core/user-spawn-processes.html
 RAY_SUBREAPER = "RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper"
@@ -143,12 +145,29 @@ def remote_trial(point: Point, checkout: Checkout, progress: object) -> Outcome:
     return trial.run(point, checkout)
 
 
+def check_reachable(address: str) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) address where nothing answers is one line at once:
+    ray.init would retry it for minutes, printing its own warnings."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not (host and port.isdigit()):
+        return  # "auto", or a form Ray itself judges
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as error:
+        raise PipelineError(
+            f"--address {address}: nothing answers there ({one_line(error)}); is its head "
+            "started (`ray start --head`, docs/sweeps.md)?"
+        ) from error
+
+
 def start_ray(address: str | None) -> None:
     """Ray here (every core) when no address is given, else the cluster at `address`."""
     import ray
 
     if address is None:
         os.environ.setdefault(RAY_SUBREAPER, "true")  # read by the raylet ray.init starts
+    else:
+        check_reachable(address)
     try:
         ray.init(
             address=address or "local",  # "local": never an already-running cluster

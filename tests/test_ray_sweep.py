@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 from project import DVC, ENV, ROOT, output, run
-from ray_cluster import Cluster, ray_env, running_cluster, short_temp_dir
+from ray_cluster import Cluster, free_port, ray_env, running_cluster, short_temp_dir
 from remote import aws_env, clone
 
 from mnist_pipeline import sweep
@@ -172,6 +172,15 @@ def test_without_ray_the_command_says_in_one_line_how_to_install_it(tmp_path):
     assert result.returncode == 1
     assert result.stderr == f"mnist-sweep: error: {sweep.INSTALL_HINT}\n"
     assert "pip install -e '.[cluster]'" in result.stderr
+
+
+def test_an_address_where_nothing_answers_is_one_line_at_once():
+    port = free_port()  # free: nothing listens there
+    with pytest.raises(PipelineError, match=rf"^--address 127.0.0.1:{port}: nothing answers"):
+        sweep.check_reachable(f"127.0.0.1:{port}")
+    with pytest.raises(PipelineError, match="nothing answers"):
+        sweep.check_reachable(f"ray://127.0.0.1:{port}")
+    sweep.check_reachable("auto")  # Ray's own to find
 
 
 # End to end: a real cluster, and Ray started by the command.
