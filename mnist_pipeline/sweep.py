@@ -58,7 +58,9 @@ class Row:
 
 def grid(set_params: list[str], prefix: str) -> list[Point]:
     """Every point of the grid, by DVC's own expansion of `-S` values (a `,` list, `range()`,
-    `choice()`), each named `<prefix>-<digest of its values>`: the same point, the same name."""
+    `choice()`), each named `<prefix>-<digest of its values>`: the same point, the same name.
+    The two functions are the ones `dvc exp run --queue` calls (DVC has no public API for
+    them), so a grid means here what it means there; constraints.txt pins DVC."""
     from dvc.utils.cli_parse import to_path_overrides
     from dvc.utils.hydra import get_hydra_sweeps
 
@@ -346,9 +348,11 @@ def console() -> None:
                         help="times Ray reruns a trial whose worker died (default: 2)")  # fmt: skip
     parser.add_argument("--name-prefix", default="sweep",
                         help="names are PREFIX-<8 hex digits> (default: sweep)")  # fmt: skip
-    parser.add_argument("--metric", default=DEFAULT_METRIC,
-                        help=f"key of {paths.METRICS_FILE} to rank by (default: %(default)s)",
-                        )  # fmt: skip
+    parser.add_argument(
+        "--metric",
+        default=DEFAULT_METRIC,
+        help=f"key of {paths.METRICS_FILE} to rank by (default: %(default)s)",
+    )
     parser.add_argument("--minimize", action="store_true", help="the lowest value is best")
     cli.run(main, parser)
 
