@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_pipeline import paths
-from mnist_pipeline.files import load_array
-from mnist_pipeline.inference import classify, load_classifier
+from mnist_pipeline.plumbing import paths
+from mnist_pipeline.plumbing.files import load_array
 from mnist_pipeline.predict import predict
-from tests.pictures import off_centre_drawing, paper_photo
+from mnist_pipeline.reading.classifiers import classify, load_classifier
+from tests.support.pictures import off_centre_drawing, paper_photo
 
 KINDS = {
     "off-centre drawing": lambda digit, rng, number: off_centre_drawing(digit, rng),

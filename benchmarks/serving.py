@@ -20,8 +20,8 @@ import numpy as np
 
 from benchmarks.train_speed import ROOT, machine, measure
 from benchmarks.web_load import drawn, rss_mib, send_all
-from mnist_pipeline import paths
-from mnist_pipeline.web.launch import serving
+from mnist_pipeline.plumbing import paths
+from tests.support.launch import serving
 
 MODELS = {"Keras": paths.MODEL_FILE, "LiteRT": paths.SERVING_MODEL_FILE}
 LOAD = 500  # drawings sent to the web server, from CLIENTS clients

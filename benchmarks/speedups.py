@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 from benchmarks.train_speed import ROOT, medians_of_rotated_runs
-from mnist_pipeline.kernels import cpu_model
+from mnist_pipeline.training.kernels import cpu_model
 
 # Each device and how a run goes without it.
 DEVICES = {
@@ -29,7 +29,8 @@ DEVICES = {
 RUN = """
 import argparse, contextlib, sys
 from pathlib import Path
-from mnist_pipeline import cli, kernels, paths, speedups
+from mnist_pipeline.plumbing import cli, paths
+from mnist_pipeline.training import kernels, speedups
 from mnist_pipeline.params import TrainParams, load_section
 off, out = sys.argv[1], Path(sys.argv[2])
 kernels.pin(load_section(TrainParams).threads, load_section(TrainParams).instruction_set)
@@ -38,12 +39,12 @@ if off == "collector paused":
     speedups.importing_tensorflow = contextlib.nullcontext
 with speedups.importing_tensorflow():
     import keras
-    from mnist_pipeline import training
+    from mnist_pipeline.training import fit
     import stages.train as stage
 if off == "fused RMSprop":
-    training.FusedRMSprop = keras.optimizers.RMSprop
+    fit.FusedRMSprop = keras.optimizers.RMSprop
 if off == "tensors sharing memory":
-    training.as_tensor = lambda array: array
+    fit.as_tensor = lambda array: array
 if off == "steps per execution":
     load_section = stage.load_section
     stage.load_section = lambda section: (

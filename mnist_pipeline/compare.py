@@ -17,14 +17,15 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mnist_pipeline import cli, paths, registry
-from mnist_pipeline.dataset import NUM_CLASSES
-from mnist_pipeline.errors import PipelineError, one_line
-from mnist_pipeline.evaluation import PREDICTIONS_COLUMNS, draw_digits
-from mnist_pipeline.files import atomic_file, load_arrays
-from mnist_pipeline.inference import load_classifier
-from mnist_pipeline.preprocessing import check_prepared
-from mnist_pipeline.registry import ModelSource
+from mnist_pipeline.data.dataset import NUM_CLASSES
+from mnist_pipeline.data.preprocessing import check_prepared
+from mnist_pipeline.evaluation.metrics import PREDICTIONS_COLUMNS, draw_digits
+from mnist_pipeline.plumbing import cli, paths
+from mnist_pipeline.plumbing.errors import PipelineError, one_line
+from mnist_pipeline.plumbing.files import atomic_file, load_arrays
+from mnist_pipeline.reading import registry
+from mnist_pipeline.reading.classifiers import load_classifier
+from mnist_pipeline.reading.registry import ModelSource
 
 PROG = "mnist-compare"
 DEFAULT_PICTURE = Path("compare.png")

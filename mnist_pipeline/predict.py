@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_pipeline import cli, registry
-from mnist_pipeline.errors import PipelineError, one_line
-from mnist_pipeline.imaging import read_digit
-from mnist_pipeline.inference import Reading, classify, load_classifier, top_two
-from mnist_pipeline.registry import ModelSource
+from mnist_pipeline.plumbing import cli
+from mnist_pipeline.plumbing.errors import PipelineError, one_line
+from mnist_pipeline.reading import registry
+from mnist_pipeline.reading.classifiers import Reading, classify, load_classifier, top_two
+from mnist_pipeline.reading.imaging import read_digit
+from mnist_pipeline.reading.registry import ModelSource
 
 PROG = "predict"
 

@@ -4,8 +4,8 @@ tables and misread digits."""
 import argparse
 import json
 
-from mnist_pipeline import cli, paths
-from mnist_pipeline.evaluation import (
+from mnist_pipeline.data.preprocessing import check_prepared
+from mnist_pipeline.evaluation.metrics import (
     confusion_matrix,
     draw_mistakes,
     most_confident_mistakes,
@@ -13,10 +13,10 @@ from mnist_pipeline.evaluation import (
     predictions_table,
     score_test_set,
 )
-from mnist_pipeline.files import atomic_files, load_arrays
-from mnist_pipeline.inference import load_classifier
 from mnist_pipeline.params import EvaluateParams, load_section
-from mnist_pipeline.preprocessing import check_prepared
+from mnist_pipeline.plumbing import cli, paths
+from mnist_pipeline.plumbing.files import atomic_files, load_arrays
+from mnist_pipeline.reading.classifiers import load_classifier
 
 
 def main(args: argparse.Namespace) -> None:

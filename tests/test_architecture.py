@@ -4,7 +4,8 @@ import ast
 from pathlib import Path
 
 import pytest
-from source import ROOT, imported_modules
+
+from tests.support.source import ROOT, imported_modules
 
 # What trains, and the commands' own modules: nothing that only reads a model may need them.
 TRAINING = {"mnist_pipeline/training.py", "mnist_pipeline/fused_rmsprop.py"}
@@ -24,7 +25,7 @@ def test_what_only_reads_a_model_imports_no_training_or_command_module(reader):
 
 
 def test_tests_do_not_import_benchmarks():
-    for path in (ROOT / "tests").glob("*.py"):
+    for path in (ROOT / "tests").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom | ast.Import):
                 names = [node.module] if isinstance(node, ast.ImportFrom) else []

@@ -9,7 +9,6 @@ import yaml
 from pydantic import BaseModel
 
 from mnist_pipeline import params
-from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import (
     MAX_PARAMETERS,
     SECTIONS,
@@ -20,6 +19,7 @@ from mnist_pipeline.params import (
     load_section,
     parse_section,
 )
+from mnist_pipeline.plumbing.errors import PipelineError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -30,10 +30,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from mnist_pipeline.errors import PipelineError, one_line
-from mnist_pipeline.imaging import DECODE_ERRORS, read_digit
-from mnist_pipeline.inference import top_two
-from mnist_pipeline.preprocessing import normalize_pixels
+from mnist_pipeline.data.preprocessing import normalize_pixels
+from mnist_pipeline.plumbing.errors import PipelineError, one_line
+from mnist_pipeline.reading.classifiers import top_two
+from mnist_pipeline.reading.imaging import DECODE_ERRORS, read_digit
 from mnist_pipeline.web import memory, tf_serving
 from mnist_pipeline.web.client_bounds import BodyLimits
 from mnist_pipeline.web.limits import Limits

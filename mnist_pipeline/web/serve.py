@@ -13,10 +13,11 @@ import socket
 
 import numpy as np
 
-from mnist_pipeline import cli, paths, registry
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.net import listen, port_number, url_of
-from mnist_pipeline.preprocessing import INPUT_SIZE
+from mnist_pipeline.data.preprocessing import INPUT_SIZE
+from mnist_pipeline.plumbing import cli, paths
+from mnist_pipeline.plumbing.errors import PipelineError
+from mnist_pipeline.plumbing.net import listen, port_number, url_of
+from mnist_pipeline.reading import registry
 from mnist_pipeline.web import memory
 from mnist_pipeline.web.limits import Limits
 

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 
-from mnist_pipeline.dataset import IMAGE_SHAPE, NUM_CLASSES
-from mnist_pipeline.preprocessing import INPUT_NAME, INPUT_SIZE
+from mnist_pipeline.data.dataset import IMAGE_SHAPE, NUM_CLASSES
+from mnist_pipeline.data.preprocessing import INPUT_NAME, INPUT_SIZE
 from mnist_pipeline.web import bounded_json
 from mnist_pipeline.web.bounded_json import bad
 from mnist_pipeline.web.served import ServedModel

@@ -1,0 +1,152 @@
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_pipeline.plumbing.errors import PipelineError
+from mnist_pipeline.plumbing.files import (
+    atomic_dir,
+    atomic_file,
+    atomic_files,
+    load_array,
+    load_arrays,
+    load_npz,
+    save_arrays,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_atomic_file_appears_only_when_the_block_succeeds(tmp_path):
+    target = tmp_path / "out" / "metrics.json"
+    with pytest.raises(KeyboardInterrupt), atomic_file(target) as tmp:
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    with atomic_file(target) as tmp:
+        assert tmp.suffix == ".json" and tmp.parent == target.parent
+        tmp.write_text("whole")
+    assert target.read_text() == "whole" and list(target.parent.iterdir()) == [target]
+
+
+def test_atomic_dir_keeps_the_old_folder_when_writing_fails(tmp_path):
+    target = tmp_path / "raw"
+    save_arrays(target, {"a": np.arange(3)})
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "a.npy").write_bytes(b"partial")
+        raise RuntimeError("crash")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+    np.testing.assert_array_equal(load_arrays(target, ("a",))["a"], np.arange(3))
+
+
+def test_save_arrays_is_byte_reproducible_and_replaces_the_folder(tmp_path):
+    save_arrays(tmp_path / "x", {"old": np.zeros(2)})
+    save_arrays(tmp_path / "x", {"a": np.arange(5, dtype=np.uint8)})
+    first = (tmp_path / "x" / "a.npy").read_bytes()
+    save_arrays(tmp_path / "x", {"a": np.arange(5, dtype=np.uint8)})
+    assert (tmp_path / "x" / "a.npy").read_bytes() == first
+    assert [p.name for p in (tmp_path / "x").iterdir()] == ["a.npy"]
+
+
+def test_load_arrays_names_the_missing_or_broken_file(tmp_path):
+    with pytest.raises(PipelineError, match=r"x_test.npy: missing; run `dvc repro`"):
+        load_arrays(tmp_path, ("x_test",))
+    (tmp_path / "x_test.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(PipelineError, match=r"x_test.npy: not a readable .npy array"):
+        load_arrays(tmp_path, ("x_test",))
+
+
+def test_load_array_and_load_npz_each_refuse_the_other_format(tmp_path):
+    np.save(tmp_path / "one.npy", np.arange(3))
+    np.savez(tmp_path / "many.npz", a=np.arange(2), b=np.ones(1))
+    np.testing.assert_array_equal(load_array(tmp_path / "one.npy"), np.arange(3))
+    assert sorted(load_npz(tmp_path / "many.npz")) == ["a", "b"]
+    with pytest.raises(PipelineError, match=r"many.npz: an .npz archive, not a single .npy array"):
+        load_array(tmp_path / "many.npz")
+    with pytest.raises(PipelineError, match=r"one.npy: a single .npy array, not an .npz archive"):
+        load_npz(tmp_path / "one.npy")
+    with pytest.raises(PipelineError, match=r"gone.npy: not found"):
+        load_array(tmp_path / "gone.npy")
+
+
+def test_pickled_objects_are_never_unpickled(tmp_path):
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "objects.npz", x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(PipelineError, match=r"objects.npy: not a readable .npy array"):
+        load_array(tmp_path / "objects.npy")
+    with pytest.raises(PipelineError, match=r"objects.npz: not a readable .npz archive"):
+        load_npz(tmp_path / "objects.npz")
+
+
+def test_atomic_files_replace_their_outputs_only_once_all_are_written(tmp_path):
+    outputs = [tmp_path / "metrics.json", tmp_path / "evaluate" / "per_class.csv"]
+    outputs[1].parent.mkdir()
+    for output in outputs:
+        output.write_text("old")
+    with pytest.raises(RuntimeError), atomic_files(*outputs) as temporaries:
+        temporaries[0].write_text("new")
+        raise RuntimeError("writing the second output failed")
+    assert [output.read_text() for output in outputs] == ["old", "old"]
+    with atomic_files(*outputs) as temporaries:
+        for temporary in temporaries:
+            temporary.write_text("new")
+    assert [output.read_text() for output in outputs] == ["new", "new"]
+    assert sorted(tmp_path.rglob("*")) == sorted([*outputs, outputs[1].parent])
+
+
+def test_a_folder_in_an_outputs_place_stops_every_output_being_replaced(tmp_path):
+    metrics, predictions = tmp_path / "metrics.json", tmp_path / "predictions.csv"
+    metrics.write_text("old")
+    predictions.mkdir()
+    with pytest.raises(IsADirectoryError), atomic_files(metrics, predictions) as temporaries:
+        for temporary in temporaries:
+            temporary.write_text("new")
+    assert metrics.read_text() == "old" and sorted(tmp_path.iterdir()) == [metrics, predictions]
+
+
+def test_a_killed_runs_temporaries_of_the_same_output_are_removed_before_writing(tmp_path):
+    stale_file = tmp_path / ".metrics.json.tmp-killed.json"
+    stale_file.write_text("half")
+    stale_folder = tmp_path / ".prepared.tmp-killed"
+    stale_folder.mkdir()
+    (stale_folder / "x_train.npy").write_bytes(b"half")
+    another_outputs = tmp_path / ".predictions.csv.tmp-running.csv"  # not ours to remove
+    another_outputs.write_text("being written")
+    with atomic_file(tmp_path / "metrics.json") as tmp:
+        tmp.write_text("{}")
+    save_arrays(tmp_path / "prepared", {"a": np.arange(3)})
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        another_outputs.name,
+        "metrics.json",
+        "prepared",
+    ]
+
+
+def test_git_ignores_the_temporaries_of_atomic_writes(tmp_path):
+    names = []
+    with atomic_file(tmp_path / "metrics.json") as tmp:
+        names.append(f"reports/{tmp.name}")
+    with atomic_dir(tmp_path / "prepared") as tmp:
+        names.append(f"data/{tmp.name}")
+        names.append(f"data/{tmp.name}/x_train.npy")
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *names], cwd=ROOT, capture_output=True, text=True
+    )
+    assert ignored.stdout.splitlines() == names, ignored.stderr
+
+
+@pytest.mark.parametrize(
+    "content",
+    [bytes(np.random.default_rng(0).integers(0, 256, 1000, np.uint8)), b"\x93NUM", b""],
+    ids=["random-bytes", "cut-in-its-magic-string", "empty"],
+)
+def test_a_file_that_is_no_numpy_file_is_said_to_be_none(content, tmp_path):
+    path = tmp_path / "digit.npy"
+    path.write_bytes(content)
+    with pytest.raises(PipelineError) as error:
+        load_array(path)
+    assert str(error.value) == f"{path}: not a NumPy file (expected a .npy array)"
+    with pytest.raises(PipelineError) as error:
+        load_npz(path)
+    assert str(error.value) == f"{path}: not a NumPy file (expected a .npz archive)"
