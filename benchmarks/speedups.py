@@ -29,15 +29,15 @@ DEVICES = {
 RUN = """
 import argparse, contextlib, sys
 from pathlib import Path
-from mnist_pipeline.plumbing import cli, paths
-from mnist_pipeline.training import kernels, speedups
+from mnist_pipeline.plumbing import cli, imports, paths
+from mnist_pipeline.training import kernels
 from mnist_pipeline.params import TrainParams, load_section
 off, out = sys.argv[1], Path(sys.argv[2])
 kernels.pin(load_section(TrainParams).threads, load_section(TrainParams).instruction_set)
 del sys.argv[1:]  # the stage's own parser sees no arguments
 if off == "collector paused":
-    speedups.importing_tensorflow = contextlib.nullcontext
-with speedups.importing_tensorflow():
+    imports.importing_tensorflow = contextlib.nullcontext
+with imports.importing_tensorflow():
     import keras
     from mnist_pipeline.training import fit
     import stages.train as stage

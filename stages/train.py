@@ -5,7 +5,7 @@ import argparse
 
 from mnist_pipeline.data.preprocessing import check_prepared
 from mnist_pipeline.params import ModelParams, TrainParams, load_section
-from mnist_pipeline.plumbing import cli, paths
+from mnist_pipeline.plumbing import cli, imports, paths
 from mnist_pipeline.plumbing.files import atomic_files
 from mnist_pipeline.training import kernels, speedups
 
@@ -18,8 +18,9 @@ def main(args: argparse.Namespace) -> None:
     # Before TensorFlow loads, which reads its kernel path and thread count once.
     kernels.pin(train_params.threads, train_params.instruction_set)
     # TensorFlow takes seconds to import: bad params and data are reported before that.
-    with speedups.importing_tensorflow():
-        from mnist_pipeline.network.model import export_for_serving, save_model
+    with imports.importing_tensorflow():
+        from mnist_pipeline.network.archive import save_model
+        from mnist_pipeline.training.export import export_for_serving
         from mnist_pipeline.training.fit import save_history, train_model
 
     model, history = train_model(data["x_train"], data["y_train"], model_params, train_params)

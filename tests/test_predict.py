@@ -76,8 +76,9 @@ def synthetic_model(tmp_path_factory):
     """A small network trained on the synthetic digits, saved as the train stage saves it: its
     LiteRT export (the path returned) and the Keras archive beside it (`.keras`)."""
     from mnist_pipeline.data.preprocessing import normalize_pixels, one_hot
-    from mnist_pipeline.network.model import export_for_serving, save_model
+    from mnist_pipeline.network.archive import save_model
     from mnist_pipeline.params import DenseParams, ModelParams, TrainParams
+    from mnist_pipeline.training.export import export_for_serving
     from mnist_pipeline.training.fit import train_model
 
     images, labels = synthetic_digits(60, seed=1)

@@ -1,16 +1,15 @@
-"""Score predictions on the test set: accuracy, loss, per-digit metrics, and the worst mistakes.
+"""Score predictions on the test set: accuracy, loss, per-digit metrics, and the worst mistakes
+(drawn by sheets.py).
 
-numpy, pandas and Pillow: no TensorFlow; the stage runs the model and hands the probabilities over.
+numpy and pandas: no TensorFlow; the stage runs the model and hands the probabilities over.
 """
 
 import logging
-import math
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageDraw, ImageFont
 
-from mnist_pipeline.data.dataset import IMAGE_SHAPE, NUM_CLASSES
+from mnist_pipeline.data.dataset import NUM_CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -94,41 +93,3 @@ def most_confident_mistakes(
     wrong = np.flatnonzero(predicted != actual)
     confidence = probabilities[wrong, predicted[wrong]]
     return wrong[np.argsort(-confidence, kind="stable")[:count]]
-
-
-def draw_mistakes(
-    pixels: np.ndarray,
-    actual: np.ndarray,
-    probabilities: np.ndarray,
-    indices: np.ndarray,
-    zoom: int = 4,
-) -> Image.Image:
-    """The given images (normalized pixels, (N, 784)), each captioned
-    `true -> predicted (probability)`."""
-    guesses = probabilities[indices].argmax(axis=1)
-    captions = [
-        f"{actual[index]} -> {guess} ({probabilities[index, guess]:.2f})"
-        for index, guess in zip(indices, guesses, strict=True)
-    ]
-    return draw_digits(pixels[indices], captions, empty="no mistakes", zoom=zoom)
-
-
-def draw_digits(pixels: np.ndarray, captions: list[str], empty: str, zoom: int = 4) -> Image.Image:
-    """A grid of digits (normalized pixels, (N, 784)), each with its caption below it; `empty`
-    is written on the sheet when there are none."""
-    font = ImageFont.load_default(size=14)
-    side, caption_height, gap = IMAGE_SHAPE[0] * zoom, 20, 4
-    columns = max(1, math.ceil(math.sqrt(len(captions))))
-    rows = max(1, math.ceil(len(captions) / columns))
-    sheet = Image.new("L", (columns * (side + gap), rows * (side + caption_height + gap)), color=64)
-    draw = ImageDraw.Draw(sheet)
-    if not captions:
-        draw.text((4, 4), empty, fill=255, font=font)
-    for position, (image, caption) in enumerate(zip(pixels, captions, strict=True)):
-        left = (position % columns) * (side + gap)
-        top = (position // columns) * (side + caption_height + gap)
-        gray = np.rint(image.reshape(IMAGE_SHAPE) * 255).astype(np.uint8)
-        digit = Image.fromarray(gray).resize((side, side), Image.Resampling.NEAREST)
-        sheet.paste(digit, (left, top))
-        draw.text((left + 2, top + side + 2), caption, fill=255, font=font)
-    return sheet

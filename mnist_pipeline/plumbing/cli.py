@@ -9,9 +9,11 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from mnist_pipeline.plumbing import paths
-from mnist_pipeline.plumbing.errors import PipelineError
+from mnist_pipeline.plumbing.errors import ModelFileError, PipelineError
 
-# What a command that reads digits says when it finds no model.
+# What makes a model file that is missing or no model (ModelFileError): for a stage, whose model
+# an earlier stage writes, and for a command that reads digits (--model).
+MAKE_MODEL_HINT = "run `dvc repro` to make it"
 MISSING_MODEL_HINT = "run `dvc repro` in the project first, or name the model with --model PATH"
 
 
@@ -19,11 +21,13 @@ def run(
     main: Callable[[argparse.Namespace], int | None],
     parser: argparse.ArgumentParser,
     skip_teardown: bool = False,
+    model_hint: str = MAKE_MODEL_HINT,
 ) -> None:
     """Parse arguments, set up logging, call `main(args)` and exit with the status it returns.
 
     A PipelineError (or an OSError, such as a full disk) ends the command with
-    `<prog>: error: <message>` on stderr and exit status 1. `skip_teardown`, for commands that
+    `<prog>: error: <message>` on stderr and exit status 1, a ModelFileError followed by
+    `; <model_hint>`: what makes the model. `skip_teardown`, for commands that
     import TensorFlow (or may: a .keras model), is a speed device (benchmarks/speedups.py): see
     exit_without_teardown.
     """
@@ -41,6 +45,8 @@ def run(
         logging.getLogger(ours).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         status = main(args) or 0
+    except ModelFileError as error:
+        parser.exit(1, f"{parser.prog}: error: {error}; {model_hint}\n")
     except (PipelineError, OSError) as error:
         parser.exit(1, f"{parser.prog}: error: {error}\n")
     except KeyboardInterrupt:

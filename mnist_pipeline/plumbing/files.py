@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_pipeline.plumbing.errors import PipelineError
+from mnist_pipeline.plumbing.errors import ModelFileError, PipelineError
 
-# What a stage says of an input that an earlier stage should have made, and of a model file.
+# What a stage says of an input that an earlier stage should have made.
 MISSING_OUTPUT = "missing; run `dvc repro` to create it"
-MAKE_MODEL_HINT = "run `dvc repro` to make it"
 ZIP_SIGNATURE = b"PK\x03\x04"  # how a zip archive (.npz, .keras, .whl) begins
 
 
@@ -184,11 +183,12 @@ def load_arrays(folder: Path, names: tuple[str, ...], mmap: bool = False) -> dic
     return {name: load_array(folder / f"{name}.npy", mmap, MISSING_OUTPUT) for name in names}
 
 
-def check_model_file(path: Path, hint: str = MAKE_MODEL_HINT) -> None:
-    """Raise PipelineError if the trained model is not there yet. Cheap: no TensorFlow import.
-
-    A relative path is resolved against the current folder: the message says which one.
+def check_model_file(path: Path) -> None:
+    """Raise ModelFileError if the trained model is not there yet: the one check of a model
+    load, made where a reference is resolved (registry.resolve, the evaluate stage). Cheap: no
+    TensorFlow import. A relative path is resolved against the current folder: the message says
+    which one.
     """
     if not path.is_file():
         where = "" if path.is_absolute() else f" (looked in {path.resolve().parent})"
-        raise PipelineError(f"{path}: no trained model{where}; {hint}")
+        raise ModelFileError(path, f"no trained model{where}")

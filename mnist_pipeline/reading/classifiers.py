@@ -1,8 +1,10 @@
 """Read digits with a trained model: load it once, classify prepared pixels, name the top two.
 
 Everything that only reads the network (the evaluate stage, `predict`, the web page) goes through
-`load_classifier`. The train stage's LiteRT export (`.tflite`) is read by LiteRT's interpreter,
-without TensorFlow; a Keras archive (`.keras`) is read through Keras, which imports TensorFlow.
+`load_classifier`, given a file that is there: checked once, where its reference was resolved
+(registry.resolve, the evaluate stage), not again here. The train stage's LiteRT export
+(`.tflite`) is read by LiteRT's interpreter, without TensorFlow; a Keras archive (`.keras`) is read
+through Keras, which imports TensorFlow.
 """
 
 import logging
@@ -14,8 +16,9 @@ import numpy as np
 
 from mnist_pipeline.data.dataset import NUM_CLASSES
 from mnist_pipeline.data.preprocessing import INPUT_SIZE, normalize_pixels
-from mnist_pipeline.plumbing.errors import PipelineError
-from mnist_pipeline.plumbing.files import MAKE_MODEL_HINT, ZIP_SIGNATURE, check_model_file
+from mnist_pipeline.plumbing.errors import ModelFileError, PipelineError
+from mnist_pipeline.plumbing.files import ZIP_SIGNATURE
+from mnist_pipeline.plumbing.imports import importing_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +63,13 @@ def classify(classifier: Classifier, digits: Sequence[np.ndarray]) -> np.ndarray
     return classifier(normalize_pixels(np.stack(digits)))
 
 
-def load_classifier(path: Path, hint: str = MAKE_MODEL_HINT) -> Classifier:
+def load_classifier(path: Path) -> Classifier:
     """The model in `path` as a Classifier, once checked to be a digit classifier: a `.keras`
-    archive through Keras, anything else as a LiteRT model. `hint` says what makes the model."""
-    check_model_file(path, hint)
+    archive through Keras, anything else as a LiteRT model. A file that is no model of its kind
+    is a ModelFileError."""
     if path.suffix == KERAS_SUFFIX:
-        return keras_classifier(path, hint)
-    return LiteRTClassifier(path, hint)
+        return keras_classifier(path)
+    return LiteRTClassifier(path)
 
 
 class LiteRTClassifier:
@@ -75,7 +78,7 @@ class LiteRTClassifier:
     Not safe to call from several threads at once (the interpreter holds its tensors).
     """
 
-    def __init__(self, path: Path, hint: str = MAKE_MODEL_HINT) -> None:
+    def __init__(self, path: Path) -> None:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         try:
@@ -87,7 +90,7 @@ class LiteRTClassifier:
                 experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
             )
         except ValueError:  # LiteRT's verifier refused the file
-            raise PipelineError(f"{path}: {litert_problem(path)}; {hint}") from None
+            raise ModelFileError(path, litert_problem(path)) from None
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
         check_digit_classifier(
@@ -119,15 +122,13 @@ def litert_problem(path: Path) -> str:
     return "not a LiteRT model (no TFL3 flatbuffer)"
 
 
-def keras_classifier(path: Path, hint: str) -> Classifier:
+def keras_classifier(path: Path) -> Classifier:
     """A .keras archive read through Keras: TensorFlow's import takes seconds."""
-    from mnist_pipeline.training.speedups import importing_tensorflow
-
     log.debug("%s: a Keras model, read through Keras and TensorFlow (a .tflite loads faster)", path)
     with importing_tensorflow():
-        from mnist_pipeline.network.model import load_model
+        from mnist_pipeline.network.archive import load_model
 
-    model = load_model(path, hint)
+    model = load_model(path)
     check_digit_classifier(
         path,
         [(tensor.shape, tensor.dtype) for tensor in model.inputs],

@@ -68,8 +68,9 @@ class ModelSource:
         }
 
 
-def resolve(reference: str, hint: str) -> ModelSource:
-    """The model `reference` names; a missing file gets `hint` (what makes one) in its message.
+def resolve(reference: str) -> ModelSource:
+    """The model `reference` names; a missing file is a ModelFileError (the one check of a
+    model load: load_classifier trusts the file is there).
 
     A file that is there, or a name with a model's suffix, is a file; NAME@VERSION or NAME#STAGE
     with a NAME the registry holds is a registered model; anything else a git revision
@@ -77,7 +78,7 @@ def resolve(reference: str, hint: str) -> ModelSource:
     """
     file = Path(reference)
     if file.is_file() or file.suffix in MODEL_SUFFIXES:
-        check_model_file(file, hint)
+        check_model_file(file)
         return ModelSource(reference, file, md5_of_file(file))
     with git_errors(reference, check_project(reference)):
         name, at, version = reference.partition("@")

@@ -1,12 +1,10 @@
 """The train stage's speed devices, measured by `python -m benchmarks.speedups`; the others are
-FusedRMSprop, train.steps_per_execution and cli.run's skip_teardown. These here change no
-result: the trained bytes are the same with or without each (tests/test_speedups.py).
+FusedRMSprop, train.steps_per_execution, cli.run's skip_teardown and plumbing/imports.py. These
+here change no result: the trained bytes are the same with or without each
+(tests/training/test_speedups.py).
 TensorFlow is imported only where it is used.
 """
 
-import contextlib
-import gc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,20 +18,6 @@ if TYPE_CHECKING:
 
 # TensorFlow uses a buffer in place only if it is aligned to 64 bytes; numpy aligns to 16.
 TENSOR_ALIGNMENT = 64
-
-
-@contextlib.contextmanager
-def importing_tensorflow() -> Iterator[None]:
-    """Import TensorFlow inside this block: the garbage collector pauses while its many
-    long-lived objects are made, and freezes them afterwards so no later collection scans them."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if was_enabled:
-            gc.enable()
 
 
 def load_aligned_arrays(folder: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:

@@ -242,7 +242,7 @@ def cut_short(source, target):
     target.write(source.read(1000))
     raise ConnectionResetError("connection reset by peer")
 
-source = registry.resolve("mnist-mlp#prod", hint="")
+source = registry.resolve("mnist-mlp#prod")
 copy, shutil.copyfileobj = shutil.copyfileobj, cut_short
 try:
     registry.local_file(source)
@@ -343,9 +343,9 @@ def test_the_workspace_model_has_its_committed_accuracy_until_it_changes(
 ):
     monkeypatch.chdir(reproduced_project)
     metrics = json.loads(Path("reports/metrics.json").read_text())
-    source = registry.resolve(SERVED, hint="")
+    source = registry.resolve(SERVED)
     assert registry.committed_accuracy(source) == metrics["test"]["accuracy"]
     with Path(SERVED).open("ab") as model:
         model.write(b"\0")  # no longer the model dvc.lock and the metrics are of
-    assert registry.committed_accuracy(registry.resolve(SERVED, hint="")) is None
-    assert registry.committed_accuracy(registry.resolve("models/model.keras", hint="")) is None
+    assert registry.committed_accuracy(registry.resolve(SERVED)) is None
+    assert registry.committed_accuracy(registry.resolve("models/model.keras")) is None

@@ -4,13 +4,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
-from mnist_pipeline.data.preprocessing import normalize_pixels
 from mnist_pipeline.evaluation.metrics import (
     confusion_matrix,
     cross_entropy,
-    draw_mistakes,
     macro_average,
     most_confident_mistakes,
     per_class_metrics,
@@ -18,12 +15,7 @@ from mnist_pipeline.evaluation.metrics import (
     score_test_set,
 )
 from tests.support.recount import check_reports
-
-
-def probabilities_for(predicted, confidence=0.9):
-    probabilities = np.full((len(predicted), 10), (1 - confidence) / 9, dtype=np.float32)
-    probabilities[np.arange(len(predicted)), predicted] = confidence
-    return probabilities
+from tests.support.synthetic import probabilities_for
 
 
 def test_confusion_matrix_counts_actual_by_predicted():
@@ -98,46 +90,6 @@ def test_most_confident_mistakes_come_first_and_ties_keep_order():
     probabilities[3, 0], probabilities[3, 4] = 0.9, 0.01
     assert most_confident_mistakes(actual, probabilities, count=3).tolist() == [3, 0, 2]
     assert most_confident_mistakes(actual, probabilities_for(actual), count=3).tolist() == []
-
-
-def caption_strip(sheet, position, columns, zoom):
-    """The caption under the digit at `position` of a draw_mistakes sheet."""
-    side, caption, gap = 28 * zoom, 20, 4
-    left, top = (position % columns) * (side + gap), (position // columns) * (side + caption + gap)
-    return np.asarray(sheet.crop((left, top + side, left + side, top + side + caption)))
-
-
-def caption_as_drawn(text, zoom):
-    """The strip draw_mistakes would make for `text`."""
-    strip = Image.new("L", (28 * zoom, 20), color=64)
-    ImageDraw.Draw(strip).text((2, 2), text, fill=255, font=ImageFont.load_default(size=14))
-    return np.asarray(strip)
-
-
-def test_draw_mistakes_makes_a_grid_of_captioned_digits(tiny_mnist):
-    images, actual = tiny_mnist["x_test"], tiny_mnist["y_test"].astype(np.int64)
-    probabilities = probabilities_for((actual + 1) % 10)
-    indices = np.array([4, 0, 2, 1, 3])
-    sheet = draw_mistakes(normalize_pixels(images), actual, probabilities, indices, zoom=2)
-    assert sheet.mode == "L"
-    assert sheet.size == (3 * (56 + 4), 2 * (56 + 20 + 4))
-    # Each cell is its image, zoomed, in the order given.
-    for position, index in enumerate(indices):
-        left, top = (position % 3) * 60, (position // 3) * 80
-        cell = np.asarray(sheet.crop((left, top, left + 56, top + 56)))
-        np.testing.assert_array_equal(cell[::2, ::2], images[index])
-    # Captions read `true -> predicted (probability)`: image 4 is a 4 read as a 5.
-    assert actual[4] == 4
-    np.testing.assert_array_equal(
-        caption_strip(sheet, 0, 3, 2), caption_as_drawn("4 -> 5 (0.90)", 2)
-    )
-    assert not np.array_equal(caption_strip(sheet, 0, 3, 2), caption_as_drawn("5 -> 4 (0.90)", 2))
-
-
-def test_draw_mistakes_without_mistakes_says_so(tiny_mnist):
-    pixels = normalize_pixels(tiny_mnist["x_test"])
-    empty = draw_mistakes(pixels, tiny_mnist["y_test"], probabilities_for([0]), np.arange(0))
-    assert np.asarray(empty).max() == 255  # the white text "no mistakes" on grey
 
 
 def test_the_committed_reports_say_what_the_committed_predictions_do():

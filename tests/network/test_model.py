@@ -1,18 +1,8 @@
-"""The network as built from params, saved reproducibly and loaded back, or refused clearly."""
+"""The network as built from params: the tutorial's dense one, keras-io's convnet."""
 
-import zipfile
-
-import numpy as np
 import pytest
 
-from mnist_pipeline.network.model import (
-    EXPORT_TOLERANCE,
-    build_model,
-    check_export,
-    export_for_serving,
-    load_model,
-    save_model,
-)
+from mnist_pipeline.network.model import build_model
 from mnist_pipeline.params import (
     ConvnetParams,
     DenseParams,
@@ -20,9 +10,6 @@ from mnist_pipeline.params import (
     convnet_parameters,
     dense_parameters,
 )
-from mnist_pipeline.plumbing.errors import PipelineError
-
-HINT = "run `dvc repro` to make it"
 
 
 def test_default_network_is_the_tutorials():
@@ -129,128 +116,3 @@ def test_keras_refuses_the_convnets_params_refuse(filters, kernel_size, pool_siz
     )
     with pytest.raises(ValueError, match="Computed output size would be zero or negative"):
         build_model(ModelParams(kind="convnet", convnet=params))
-
-
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "model.keras"
-    model = build_model(ModelParams(dense=DenseParams(hidden_units=[4])))
-    model.compile(optimizer="rmsprop", loss="categorical_crossentropy")
-    model.optimizer.build(model.trainable_variables)  # its state is saved too
-    save_model(model, path)
-    return path
-
-
-def test_the_archive_has_no_dates_and_loads(saved):
-    with zipfile.ZipFile(saved) as archive:
-        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
-        assert b"date_saved" not in archive.read("metadata.json")
-    assert load_model(saved).count_params() == 784 * 4 + 4 + 4 * 10 + 10
-
-
-def write_zip(path, members):
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return path
-
-
-@pytest.mark.parametrize(
-    ("make", "message"),
-    [
-        (lambda path, model: None, f"no trained model; {HINT}"),
-        (
-            lambda path, model: path.write_bytes(model.read_bytes()[:5000]),
-            "damaged: a zip archive cut short or corrupted, not a whole Keras model",
-        ),
-        (
-            lambda path, model: path.write_bytes(bytes(range(256)) * 40),
-            "not a Keras model (a .keras file is a zip archive, this is none)",
-        ),
-        (
-            lambda path, model: write_zip(path, {"notes.txt": "a zip, but not a model"}),
-            "not a Keras model (a zip archive without config.json and metadata.json)",
-        ),
-        (
-            lambda path, model: write_zip(
-                path, {"config.json": "{not json", "metadata.json": "{}", "model.weights.h5": ""}
-            ),
-            "not a loadable Keras model",
-        ),
-    ],
-    ids=["missing", "truncated", "random-bytes", "other-zip", "broken-config"],
-)
-def test_a_file_that_is_no_model_is_one_line_saying_what_is_wrong(saved, tmp_path, make, message):
-    path = tmp_path / "model.keras"
-    make(path, saved)
-    with pytest.raises(PipelineError) as error:
-        load_model(path)
-    line = str(error.value)
-    assert line.startswith(f"{path}: ") and message in line and "\n" not in line
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, tiny_mnist):
-    import keras
-
-    from mnist_pipeline.data.preprocessing import prepare
-
-    folder = tmp_path_factory.mktemp("exported")
-    # Seeded, or its weights depend on the models built before it. An untrained network's top
-    # two probabilities can be near ties, which the shifts below would tip: with this seed every
-    # image's top two are over 9e-4 apart in log-probability, the largest shift 9 x 3e-5.
-    keras.utils.set_random_seed(31)
-    model = build_model(ModelParams(dense=DenseParams(hidden_units=[8])))
-    pixels = prepare(tiny_mnist)["x_train"]
-    export_for_serving(model, folder / "model.tflite", pixels)
-    return folder / "model.tflite", model, pixels
-
-
-def test_the_export_is_the_same_bytes_each_time(exported, tmp_path):
-    path, model, pixels = exported
-    export_for_serving(model, tmp_path / "again.tflite", pixels)
-    assert (tmp_path / "again.tflite").read_bytes() == path.read_bytes()
-
-
-def shifted(model, by: float):
-    """A copy of `model` whose output layer's biases are all moved by `by`: the same digits,
-    probabilities moved a little, as a different export of the model would."""
-    import keras
-
-    copy = keras.models.clone_model(model)
-    weights = model.get_weights()
-    weights[-1] = weights[-1] + np.float32(by) * np.arange(10, dtype=np.float32)
-    copy.set_weights(weights)
-    return copy
-
-
-@pytest.mark.parametrize(("by", "agrees"), [(0.0, True), (1e-6, True), (3e-5, False)])
-def test_an_export_that_disagrees_beyond_the_tolerance_is_refused(exported, by, agrees):
-    path, model, pixels = exported
-    other = shifted(model, by)
-    difference = np.abs(np.asarray(other(pixels)) - np.asarray(model(pixels))).max()
-    assert (difference <= EXPORT_TOLERANCE) == agrees  # each side of the bound
-    if agrees:
-        check_export(other, path, pixels)
-    else:
-        with pytest.raises(PipelineError) as error:
-            check_export(other, path, pixels)
-        assert str(error.value).startswith(
-            f"{path}: the LiteRT export disagrees with the Keras model on 300 training images "
-            "(0 read as another digit; probabilities up to"
-        )
-
-
-def test_an_export_that_reads_another_digit_is_refused(exported):
-    path, model, pixels = exported
-    with pytest.raises(PipelineError, match=r"on 300 training images \([1-9]\d* read as another"):
-        check_export(build_model(ModelParams(dense=DenseParams(hidden_units=[8]))), path, pixels)
-
-
-def test_an_export_written_wrong_is_refused_by_the_export_itself(exported, tmp_path, monkeypatch):
-    path, model, pixels = exported
-    other = shifted(model, 3e-5)  # the same digits, probabilities beyond the tolerance
-    # As if Keras' converter went wrong: the flatbuffer written for `other` is `model`'s.
-    monkeypatch.setattr(other, "export", lambda target, **options: model.export(target, **options))
-    with pytest.raises(PipelineError, match=r"the LiteRT export disagrees with the Keras model"):
-        export_for_serving(other, tmp_path / "model.tflite", pixels)

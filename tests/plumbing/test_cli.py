@@ -12,26 +12,30 @@ COMMAND = """
 import argparse, atexit, sys
 from pathlib import Path
 from mnist_pipeline.plumbing import cli
-from mnist_pipeline.plumbing.errors import PipelineError
+from mnist_pipeline.plumbing.errors import ModelFileError, PipelineError
 
 def main(args):
     atexit.register(lambda: Path("atexit-ran").write_text("yes"))
     if args.fail:
         raise PipelineError("params.yaml: train.epochs must be greater than 0, got -1")
+    if args.no_model:
+        raise ModelFileError(Path("models/model.tflite"), "no trained model")
     return args.status
 
 parser = argparse.ArgumentParser(prog="demo")
 parser.add_argument("--status", type=int, default=0)
 parser.add_argument("--fail", action="store_true")
-cli.run(main, parser, skip_teardown=True)
+parser.add_argument("--no-model", action="store_true")
+hint = {"default": {}, "command": {"model_hint": cli.MISSING_MODEL_HINT}}[sys.argv.pop(1)]
+cli.run(main, parser, skip_teardown=True, **hint)
 """
 
 
-def run_command(tmp_path, *args, profile=False):
+def run_command(tmp_path, *args, profile=False, hint="default"):
     (tmp_path / "demo.py").write_text(COMMAND)
     prefix = ["-m", "cProfile", "-o", "out.prof"] if profile else []
     return subprocess.run(
-        [sys.executable, *prefix, "demo.py", *args],
+        [sys.executable, *prefix, "demo.py", hint, *args],
         cwd=tmp_path,
         env={"PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -59,4 +63,19 @@ def test_a_pipeline_error_is_one_line_and_status_1(tmp_path):
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         "demo: error: params.yaml: train.epochs must be greater than 0, got -1"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("hint", "advice"),
+    [
+        ("default", "run `dvc repro` to make it"),
+        ("command", "run `dvc repro` in the project first, or name the model with --model PATH"),
+    ],
+)
+def test_a_model_file_error_is_one_line_with_what_makes_the_model(tmp_path, hint, advice):
+    result = run_command(tmp_path, "--no-model", hint=hint)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"demo: error: models/model.tflite: no trained model; {advice}"
     ]

@@ -4,11 +4,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_pipeline.plumbing.errors import PipelineError
+from mnist_pipeline.plumbing.errors import ModelFileError, PipelineError
 from mnist_pipeline.plumbing.files import (
     atomic_dir,
     atomic_file,
     atomic_files,
+    check_model_file,
     load_array,
     load_arrays,
     load_npz,
@@ -150,3 +151,21 @@ def test_a_file_that_is_no_numpy_file_is_said_to_be_none(content, tmp_path):
     with pytest.raises(PipelineError) as error:
         load_npz(path)
     assert str(error.value) == f"{path}: not a NumPy file (expected a .npz archive)"
+
+
+def test_a_missing_model_is_a_model_file_error_saying_where_a_relative_path_was_looked_for(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    with pytest.raises(ModelFileError) as relative:
+        check_model_file(Path("models/model.tflite"))
+    assert (
+        str(relative.value)
+        == f"models/model.tflite: no trained model (looked in {tmp_path}/models)"
+    )
+    with pytest.raises(ModelFileError) as absolute:
+        check_model_file(tmp_path / "model.keras")
+    assert str(absolute.value) == f"{tmp_path / 'model.keras'}: no trained model"
+    (tmp_path / "model.keras").write_bytes(b"")  # there: whether it is a model, a reader says
+    check_model_file(tmp_path / "model.keras")

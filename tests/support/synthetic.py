@@ -73,3 +73,11 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
+
+
+def probabilities_for(predicted: np.ndarray, confidence: float = 0.9) -> np.ndarray:
+    """Probabilities (N, 10) that read each image as `predicted` with `confidence`, the rest
+    spread evenly."""
+    probabilities = np.full((len(predicted), 10), (1 - confidence) / 9, dtype=np.float32)
+    probabilities[np.arange(len(predicted)), predicted] = confidence
+    return probabilities

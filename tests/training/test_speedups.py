@@ -1,7 +1,5 @@
 """The train stage's speed devices: each on, each leaving results as they are."""
 
-import gc
-
 import numpy as np
 import pytest
 
@@ -11,28 +9,8 @@ from mnist_pipeline.plumbing.errors import PipelineError
 from mnist_pipeline.training.speedups import (
     TENSOR_ALIGNMENT,
     as_tensor,
-    importing_tensorflow,
     load_aligned_arrays,
 )
-
-
-def test_importing_tensorflow_pauses_the_collector_and_freezes_what_it_made():
-    frozen_before = gc.get_freeze_count()
-    with importing_tensorflow():
-        assert not gc.isenabled()
-        made = [[] for _ in range(1000)]  # stands in for the objects an import makes
-    assert gc.isenabled()
-    assert gc.get_freeze_count() >= frozen_before + len(made)
-
-
-def test_importing_tensorflow_leaves_a_paused_collector_paused():
-    gc.disable()
-    try:
-        with importing_tensorflow():
-            pass
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
 
 
 @pytest.fixture
