@@ -20,6 +20,7 @@ reproduce: $(VENV)/installed
 test: $(VENV)/installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 # Each slip of tools/slips.py made in a scratch copy, one at a time, and the tests that must catch
