@@ -42,24 +42,39 @@ class NoDigitError(ValueError):
     """The picture or array holds no usable digit; read_digit adds the file name."""
 
 
-def read_digit(source: Path | BinaryIO, name: str | None = None) -> np.ndarray:
+class ImageTooLarge(PipelineError):
+    """A picture with more pixels than read_digit's bound or Pillow's, told by its header: nothing
+    was decoded. `reason` says how large, without the file's name (the web server's 413)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: image too large ({reason})")
+        self.reason = reason
+
+
+def read_digit(
+    source: Path | BinaryIO, name: str | None = None, max_pixels: int | None = None
+) -> np.ndarray:
     """An image file, or a `.npy` array, -> uint8 (28, 28), MNIST's form of the digit.
 
     `source` is a path or an open binary file (an upload, say); `name` names it in errors
-    (default: the path). Images are prepared as MNIST's digits were (mnist_digit). A `.npy` path
-    is taken to hold a digit already in MNIST's form and is only checked (digit_from_array).
+    (default: the path). Images are prepared as MNIST's digits were (mnist_digit); one with more
+    than `max_pixels` is refused before it is decoded (ImageTooLarge). A `.npy` path is taken to
+    hold a digit already in MNIST's form and is only checked (digit_from_array).
     """
     name = name or str(source)
     try:
         if isinstance(source, Path) and source.suffix.lower() == ".npy":
             return digit_from_array(load_array(source))
-        return mnist_digit(to_grayscale(open_image(source, name)))
+        return mnist_digit(to_grayscale(open_image(source, name, max_pixels)))
     except NoDigitError as error:
         raise PipelineError(f"{name}: {error}") from None
 
 
-def open_image(source: Path | BinaryIO, name: str | None = None) -> Image.Image:
-    """Open and fully decode an image, upright as its EXIF orientation says (phone photos).
+def open_image(
+    source: Path | BinaryIO, name: str | None = None, max_pixels: int | None = None
+) -> Image.Image:
+    """Open and fully decode an image, upright as its EXIF orientation says (phone photos); one
+    with more than `max_pixels` is refused from its header alone (ImageTooLarge).
 
     A JPEG longer than WORKING_SIDE is decoded straight at 1/2, 1/4 or 1/8 of its size, as long as
     that is no shorter: as cheap as a picture of that size. Other formats decode whole.
@@ -68,6 +83,8 @@ def open_image(source: Path | BinaryIO, name: str | None = None) -> Image.Image:
     try:
         with Image.open(source) as image:
             width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageTooLarge(path, f"{width}x{height} pixels, the limit is {max_pixels:,}")
             if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
                 raise PipelineError(
                     f"{path}: {width}x{height} pixels: too elongated to hold a digit "
@@ -89,7 +106,7 @@ def open_image(source: Path | BinaryIO, name: str | None = None) -> Image.Image:
     except Image.UnidentifiedImageError:
         raise PipelineError(f"{path}: not an image file (or a format Pillow cannot read)") from None
     except Image.DecompressionBombError as error:
-        raise PipelineError(f"{path}: image too large ({error})") from None
+        raise ImageTooLarge(path, str(error)) from None
     except DECODE_ERRORS as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         raise PipelineError(f"{path}: cannot read image: {reason}") from None

@@ -5,6 +5,7 @@ gigabytes (or asked for 1.82 TiB) and, in `predict`, the readings of the files g
 What reading costs is measured by benchmarks/hostile_pictures.py, not here.
 """
 
+import io
 import re
 import subprocess
 import sys
@@ -18,8 +19,15 @@ from PIL import Image, ImageDraw
 from mnist_pipeline import predict
 from mnist_pipeline.plumbing.errors import PipelineError
 from mnist_pipeline.reading.classifiers import Reading
-from mnist_pipeline.reading.imaging import paper_brightness, read_digit
-from tests.support.pictures import many_page_tiff, one_pixel_line, seven, tall_strip, wide_strip
+from mnist_pipeline.reading.imaging import ImageTooLarge, paper_brightness, read_digit
+from tests.support.pictures import (
+    many_page_tiff,
+    one_pixel_line,
+    png_claiming,
+    seven,
+    tall_strip,
+    wide_strip,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 # The one-pixel line first: it stopped `predict` at once (asking for 1.82 TiB), the others after
@@ -172,3 +180,19 @@ def test_any_failure_to_read_one_file_costs_only_its_reading(
     assert "\n" not in error
     assert isinstance(reading, Reading) and reading.digit in range(10)
     assert capsys.readouterr().err.splitlines() == [f"predict: error: {error}"]
+
+
+@pytest.mark.parametrize(("max_pixels", "too_large"), [(300 * 200, False), (300 * 200 - 1, True)])
+def test_a_picture_over_max_pixels_is_refused_from_its_header_before_decoding(
+    max_pixels, too_large
+):
+    # Its header claims 300x200 pixels, its data is cut short: decoding it would fail.
+    picture = io.BytesIO(png_claiming(300, 200))
+    with pytest.raises(PipelineError) as error:
+        read_digit(picture, "upload", max_pixels)
+    assert isinstance(error.value, ImageTooLarge) == too_large
+    if too_large:
+        assert error.value.reason == f"300x200 pixels, the limit is {max_pixels:,}"
+        assert str(error.value) == f"upload: image too large ({error.value.reason})"
+    else:
+        assert str(error.value).startswith("upload: cannot read image")

@@ -8,6 +8,8 @@ generator's choosing.
 """
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -181,3 +183,13 @@ def many_page_tiff(pages: int = 15_500) -> bytes:
         page_bytes = ifd + struct.pack("<I", following) + b"\x80"
         body += page_bytes.ljust(page_size, b"\x00")
     return bytes(body)
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims width x height grayscale pixels (its data is cut short)."""
+    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IDAT", zlib.compress(bytes(1000)))

@@ -12,12 +12,10 @@ import os
 import platform
 import re
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.error import HTTPError
@@ -33,30 +31,19 @@ from mnist_pipeline.plumbing import paths
 from mnist_pipeline.plumbing.errors import PipelineError
 from mnist_pipeline.reading.classifiers import classify, load_classifier
 from mnist_pipeline.reading.imaging import read_digit
-from mnist_pipeline.web import app as web_app
-from mnist_pipeline.web import memory
+from mnist_pipeline.web import memory, service
 from mnist_pipeline.web.app import create_app
 from mnist_pipeline.web.limits import Limits
 from mnist_pipeline.web.serve import build_parser, model_references, warn_if_reachable
 from tests.support.glyphs import drawing, glyphs, png
 from tests.support.launch import serving
-from tests.support.pictures import many_page_tiff, seven
+from tests.support.pictures import many_page_tiff, png_claiming, seven
 
 REPO = Path(__file__).resolve().parents[2]
 LIMITS = Limits(max_bytes=100_000, max_pixels=1_000_000)
 READING_FIELDS = {"digit", "probability", "runner_up", "runner_up_probability"}
 # TestClient's own default, http://testserver, is a name the server refuses (DNS rebinding).
 LOCAL = "http://127.0.0.1:8000"
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A small PNG whose header claims width x height grayscale pixels (its data is cut short)."""
-    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-    return b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IDAT", zlib.compress(bytes(1000)))
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +190,7 @@ def test_a_burst_is_read_at_most_limits_decoders_at_a_time_and_its_memory_given_
         return read_digit(*args, **kwargs)
 
     given_back_while_reading = []  # how many were being read each time memory was given back
-    monkeypatch.setattr(web_app, "read_digit", watched_read_digit)
+    monkeypatch.setattr(service, "read_digit", watched_read_digit)
     monkeypatch.setattr(
         memory, "give_back_free_memory", lambda: given_back_while_reading.append(reading)
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from mnist_pipeline.data.preprocessing import normalize_pixels
@@ -21,6 +22,7 @@ from mnist_pipeline.web.app import create_app
 from mnist_pipeline.web.bounded_json import MAX_LIST_BYTES, MAX_STRING
 from mnist_pipeline.web.limits import Limits
 from mnist_pipeline.web.served import serving_version
+from mnist_pipeline.web.service import Reader
 from tests.support.glyphs import drawing, glyphs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +53,21 @@ def client(glyph_model):
 def predict(client, body, path="/v1/models/mnist-mlp:predict"):
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return client.post(path, content=content, headers={"Content-Type": "application/json"})
+
+
+def test_the_router_answers_in_any_application_that_holds_a_reader(glyph_model):
+    app = FastAPI()  # none of create_app's middleware, the page or its API
+    app.state.reader = Reader([glyphs(glyph_model, "7")], LIMITS)
+    app.include_router(tf_serving.router, prefix="/tf")
+    with TestClient(app) as test_client:
+        response = predict(
+            test_client,
+            {"instances": DIGITS[:3].tolist()},
+            "/tf/models/mnist-mlp/versions/7:predict",
+        )
+        missing = test_client.get("/tf/models/mnist-mlp/versions/8")
+    assert np.array(response.json()["predictions"]).argmax(axis=1).tolist() == [0, 1, 2]
+    assert missing.status_code == 404
 
 
 def test_the_model_status_lists_each_version_served(client):
