@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 from mnist_pipeline.plumbing import paths
 from mnist_pipeline.predict import build_parser
 from mnist_pipeline.reading.imaging import mnist_digit
+from tests.support.outputs import needs_the_pipelines_model
 from tests.support.pictures import (
     off_centre_drawing,
     paper_photo,
@@ -256,13 +257,6 @@ def test_outside_a_project_a_model_by_name_is_one_line_saying_so(tmp_path, refer
         f"predict: error: {reference}: no such model file, and no DVC project here to look it "
         f"up in (looked in {tmp_path}): run in the project, or name a model file"
     ]
-
-
-needs_the_pipelines_model = pytest.mark.skipif(
-    not (REPO / paths.SERVING_MODEL_FILE).is_file()
-    or not (REPO / paths.RAW_DIR / "x_test.npy").is_file(),
-    reason="needs the pipeline's trained model and raw test set (`dvc repro`)",
-)
 
 
 @needs_the_pipelines_model

@@ -37,6 +37,7 @@ from mnist_pipeline.web.limits import Limits
 from mnist_pipeline.web.serve import build_parser, model_references, warn_if_reachable
 from tests.support.glyphs import drawing, glyphs, png
 from tests.support.launch import serving
+from tests.support.outputs import needs_the_pipelines_model
 from tests.support.pictures import many_page_tiff, png_claiming, seven
 
 REPO = Path(__file__).resolve().parents[2]
@@ -411,11 +412,7 @@ def test_the_host_served_is_answered_too(glyph_model, served, host, answered):
 # --- the same answer as `predict --json` ---------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    not (REPO / paths.SERVING_MODEL_FILE).is_file()
-    or not (REPO / paths.RAW_DIR / "x_test.npy").is_file(),
-    reason="needs the pipeline's trained model and raw test set (`make pipeline`)",
-)
+@needs_the_pipelines_model
 def test_real_mnist_digits_get_the_same_answer_as_predict(tmp_path):
     digits = np.load(REPO / paths.RAW_DIR / "x_test.npy", mmap_mode="r")[:5]
     labels = np.load(REPO / paths.RAW_DIR / "y_test.npy", mmap_mode="r")[:5]

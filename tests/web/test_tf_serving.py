@@ -24,6 +24,7 @@ from mnist_pipeline.web.limits import Limits
 from mnist_pipeline.web.served import serving_version
 from mnist_pipeline.web.service import Reader
 from tests.support.glyphs import drawing, glyphs
+from tests.support.outputs import needs_the_pipelines_model
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL = "http://127.0.0.1:8000"
@@ -324,13 +325,6 @@ def test_the_page_api_reads_with_both_models_each_named(client, glyph_model):
     assert [reading["model"]["version"] for reading in readings] == ["1", "2"]
     assert [reading["digit"] for reading in readings] == [3, 3]
     assert client.get("/api/health").json()["models"][1]["version"] == "2"
-
-
-needs_the_pipelines_model = pytest.mark.skipif(
-    not (REPO / paths.SERVING_MODEL_FILE).is_file()
-    or not (REPO / paths.RAW_DIR / "x_test.npy").is_file(),
-    reason="needs the pipeline's trained model and raw test set (`make pipeline`)",
-)
 
 
 @needs_the_pipelines_model
