@@ -45,7 +45,7 @@ serve: $(VENV)/installed
 
 # The README's picture of that page, drawn and taken by the browser tests' own code (needs chromium).
 screenshot: $(VENV)/installed
-	PYTHONPATH=. $(BIN)/python tests/webpage.py docs/web-page.png
+	PYTHONPATH=. $(BIN)/python tests/support/webpage.py docs/web-page.png
 
 # 500 requests from 8 clients to the page's server on loopback: throughput, latency, memory.
 bench-web: $(VENV)/installed

@@ -59,7 +59,7 @@ def web_memory(model: Path) -> tuple[float, float]:
 
 def kernels(model: Path) -> dict[str, float]:
     """Seconds LiteRT takes to read the 10,000 test digits with `model`: with the built-in
-    kernels the project uses (inference.LiteRTClassifier), and with the XNNPACK delegate."""
+    kernels the project uses (classifiers.LiteRTClassifier), and with the XNNPACK delegate."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     pixels = np.load(ROOT / paths.PREPARED_DIR / "x_test.npy")

@@ -18,7 +18,7 @@ from mnist_pipeline.training.kernels import cpu_model
 # Each device and how a run goes without it.
 DEVICES = {
     "nothing": "every device on, as the stage runs",
-    "fused RMSprop": "Keras' own RMSprop (mnist_pipeline/fused_rmsprop.py)",
+    "fused RMSprop": "Keras' own RMSprop (mnist_pipeline/training/fused_rmsprop.py)",
     "tensors sharing memory": "numpy arrays handed to fit (speedups.as_tensor)",
     "collector paused": "no gc pause or freeze around TensorFlow's import",
     "steps per execution": "train.steps_per_execution 1 instead of params.yaml's",

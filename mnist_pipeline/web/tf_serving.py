@@ -59,7 +59,7 @@ def tensor(*dims: int) -> dict[str, object]:
 
 def metadata(model: ServedModel) -> dict[str, object]:
     """TensorFlow Serving's GetModelMetadataResponse for `model`: its one signature, a batch of
-    784 pixels in, a batch of 10 probabilities out (what inference.check_digit_classifier
+    784 pixels in, a batch of 10 probabilities out (what classifiers.check_digit_classifier
     requires of every model served)."""
     signature = {
         "inputs": {INPUT_NAME: tensor(-1, INPUT_SIZE)},

@@ -1,6 +1,6 @@
 """`python -m mnist_pipeline.figures`: a PNG per plot of dvc.yaml, and DVC's plots page drawing
 every plot in headless Chromium with the network cut. Each test gets its own copy of the project
-reproduced on tiny data (tests/project.py).
+reproduced on tiny data (tests/support/project.py).
 """
 
 import io

@@ -1,6 +1,7 @@
 """End to end: the real `dvc` pipeline in a throwaway copy of the project, on tiny local data.
 
-Each test gets its own copy (tests/project.py), so any one of them runs alone or in any order.
+Each test gets its own copy (tests/support/project.py), so any one of them runs alone or in any
+order.
 """
 
 import json

@@ -2,8 +2,8 @@
 fetched by reference from the S3 remote (moto's server on 127.0.0.1) into the user cache, and read
 again from there with the server stopped.
 
-Clone A (tests/remote.py) registers its model as mnist-mlp v1.0.0, promotes it to prod, runs the
-experiment `wider` and pushes all of it; the tests read them from fresh clones of origin.
+Clone A (tests/support/remote.py) registers its model as mnist-mlp v1.0.0, promotes it to prod,
+runs the experiment `wider` and pushes all of it; the tests read them from fresh clones of origin.
 """
 
 import hashlib

@@ -2,8 +2,8 @@
 repository: push and pull, experiments shared with `dvc exp push/pull`, and failures (server
 down, wrong key) that leave workspace and cache as they were.
 
-Clone A (tests/remote.py) is pushed to `origin` and its outputs to the bucket. Tests that change
-A change their own copy of it.
+Clone A (tests/support/remote.py) is pushed to `origin` and its outputs to the bucket. Tests that
+change A change their own copy of it.
 """
 
 import contextlib

@@ -58,7 +58,7 @@ def glyph_model_file(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def glyph_model(glyph_model_file):
-    """The glyph classifier, read as the server reads its model (inference.load_classifier)."""
+    """The glyph classifier, read as the server reads its model (classifiers.load_classifier)."""
     return load_classifier(glyph_model_file)
 
 

@@ -1,7 +1,7 @@
 """Drawing on the web page in a real browser, as a person does: pointer down, moves, pointer up.
 
 Used by the browser tests, and run as a script it makes the README's screenshot the same way:
-`make screenshot` (or `PYTHONPATH=. python tests/webpage.py docs/web-page.png`).
+`make screenshot` (or `PYTHONPATH=. python tests/support/webpage.py docs/web-page.png`).
 """
 
 import argparse
