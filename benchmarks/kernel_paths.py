@@ -33,8 +33,8 @@ import yaml
 from benchmarks.train_speed import medians_of_rotated_runs
 from mnist_pipeline.data.preprocessing import prepare
 from mnist_pipeline.training import kernels
+from tests.support.shell import HOSTILE
 from tests.support.synthetic import tiny_mnist_arrays
-from tests.training.test_kernels import HOSTILE
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,6 +14,7 @@ from mnist_pipeline.data.preprocessing import prepare
 from mnist_pipeline.params import ModelParams, TrainParams
 from mnist_pipeline.plumbing.errors import PipelineError
 from mnist_pipeline.training import kernels
+from tests.support.shell import HOSTILE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,17 +118,6 @@ def train_stage(folder: Path, cpus: int, env: dict[str, str]) -> tuple[str, str]
     assert result.returncode == 0, result.stderr
     model = (folder / "models" / "model.keras").read_bytes()
     return hashlib.md5(model).hexdigest(), result.stdout
-
-
-# What a user's shell may set that would change the bytes if the stage did not pin them over.
-HOSTILE = {
-    "TF_NUM_INTRAOP_THREADS": "8",
-    "TF_NUM_INTEROP_THREADS": "8",
-    "TF_ENABLE_ONEDNN_OPTS": "0",
-    "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX",
-    "DNNL_MAX_CPU_ISA": "AVX",
-    "ONEDNN_DEFAULT_FPMATH_MODE": "BF16",
-}
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 logical CPUs")
