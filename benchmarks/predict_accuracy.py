@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_pipeline.plumbing import paths
-from mnist_pipeline.plumbing.files import load_array
+from mnist_pipeline.plumbing.arrays import load_array
 from mnist_pipeline.predict import predict
 from mnist_pipeline.reading.classifiers import classify, load_classifier
 from tests.support.pictures import off_centre_drawing, paper_photo

@@ -22,8 +22,9 @@ from mnist_pipeline.data.preprocessing import check_prepared
 from mnist_pipeline.evaluation.metrics import PREDICTIONS_COLUMNS
 from mnist_pipeline.evaluation.sheets import draw_digits
 from mnist_pipeline.plumbing import cli, paths
+from mnist_pipeline.plumbing.arrays import load_arrays
 from mnist_pipeline.plumbing.errors import PipelineError, one_line
-from mnist_pipeline.plumbing.files import atomic_file, load_arrays
+from mnist_pipeline.plumbing.files import atomic_file
 from mnist_pipeline.reading import registry
 from mnist_pipeline.reading.classifiers import load_classifier
 from mnist_pipeline.reading.registry import ModelSource

@@ -15,7 +15,8 @@ from mnist_pipeline.evaluation.metrics import (
 from mnist_pipeline.evaluation.sheets import draw_mistakes
 from mnist_pipeline.params import EvaluateParams, load_section
 from mnist_pipeline.plumbing import cli, paths
-from mnist_pipeline.plumbing.files import atomic_files, check_model_file, load_arrays
+from mnist_pipeline.plumbing.arrays import load_arrays
+from mnist_pipeline.plumbing.files import atomic_files, check_model_file
 from mnist_pipeline.reading.classifiers import load_classifier
 
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from mnist_pipeline.plumbing.arrays import sha256_of_array
 from mnist_pipeline.plumbing.errors import PipelineError
-from mnist_pipeline.plumbing.files import sha256_of_array
 
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 IMAGE_SHAPE = (28, 28)

@@ -24,8 +24,9 @@ import pooch
 
 from mnist_pipeline.data.dataset import ARRAY_NAMES, IMAGE_SHAPE, Arrays, check_arrays
 from mnist_pipeline.params import FetchParams
+from mnist_pipeline.plumbing.arrays import load_npz
 from mnist_pipeline.plumbing.errors import PipelineError
-from mnist_pipeline.plumbing.files import load_npz, sha256_of_file
+from mnist_pipeline.plumbing.files import sha256_of_file
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,1 @@
-"""What every layer uses: errors, crash-safe files, paths, the commands' CLI, ports, imports."""
+"""What every layer uses: errors, crash-safe files, arrays, paths, the commands' CLI, imports."""

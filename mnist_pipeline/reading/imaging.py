@@ -14,8 +14,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
+from mnist_pipeline.plumbing.arrays import load_array
 from mnist_pipeline.plumbing.errors import PipelineError
-from mnist_pipeline.plumbing.files import load_array
 
 FIELD_SIZE = 28  # MNIST's image side
 BOX_SIZE = 20  # the digit's longer side in that image

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mnist_pipeline.plumbing.arrays import MISSING_OUTPUT, load_array, numpy_read_errors
 from mnist_pipeline.plumbing.errors import PipelineError
-from mnist_pipeline.plumbing.files import MISSING_OUTPUT, load_array, numpy_read_errors
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -21,7 +21,7 @@ TENSOR_ALIGNMENT = 64
 
 
 def load_aligned_arrays(folder: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """files.load_arrays, each array aligned for `as_tensor` (load_aligned_array)."""
+    """arrays.load_arrays, each array aligned for `as_tensor` (load_aligned_array)."""
     return {name: load_aligned_array(folder / f"{name}.npy", MISSING_OUTPUT) for name in names}
 
 
