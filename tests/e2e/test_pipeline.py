@@ -21,8 +21,8 @@ from mnist_pipeline.plumbing import paths
 from tests.support.project import (
     DVC,
     ENV,
-    LEFT_OUT,
     ROOT,
+    left_out,
     make_project,
     output,
     run,
@@ -244,7 +244,7 @@ def test_a_project_copy_reads_none_of_the_users_dvc_or_git_settings(
     # A user who followed docs/sharing.md has a default remote in .dvc/config.local; another
     # may have global DVC and git settings. None of it may reach a test's project.
     source = tmp_path / "workspace"
-    shutil.copytree(ROOT, source, ignore=LEFT_OUT)
+    shutil.copytree(ROOT, source, ignore=left_out(ROOT))
     hostile = "[core]\n    remote = users\n['remote \"users\"']\n    url = s3://users-bucket\n"
     (source / ".dvc" / "config.local").write_text(hostile)
     (tmp_path / "dvc-global").mkdir()

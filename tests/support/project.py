@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -14,11 +15,25 @@ BIN = Path(sys.executable).parent
 DVC = str(BIN / "dvc")
 
 # What a clone holds, less what the pipeline makes, and less the user's own DVC settings
-# (`config.local`: remotes and credentials that docs/sharing.md has them add).
-LEFT_OUT = shutil.ignore_patterns(
-    ".git", ".venv", "data", "models", "reports", "dvc.lock", "dvc_plots", "cache", "tmp",
-    "__pycache__", ".pytest_cache", ".ruff_cache", "tests", "benchmarks", "tools", "config.local",
+# (`config.local`: remotes and credentials that docs/sharing.md has them add): some names only at
+# the project's top (mnist_pipeline/data/ is code), the others anywhere (.dvc/cache, .dvc/tmp).
+LEFT_OUT_AT_THE_TOP = {"data", "models", "reports", "dvc.lock", "dvc_plots", "tests", "benchmarks",
+                       "tools"}  # fmt: skip
+LEFT_OUT_ANYWHERE = shutil.ignore_patterns(
+    ".git", ".venv", "cache", "tmp", "__pycache__", ".pytest_cache", ".ruff_cache",
+    ".import_linter_cache", "config.local",
 )  # fmt: skip
+
+
+def left_out(root: Path) -> Callable[[str, list[str]], set[str]]:
+    """shutil.copytree's `ignore` for a copy of the project in `root`."""
+
+    def ignored(folder: str, names: list[str]) -> set[str]:
+        at_the_top = LEFT_OUT_AT_THE_TOP.intersection(names) if Path(folder) == root else set()
+        return at_the_top | LEFT_OUT_ANYWHERE(folder, names)
+
+    return ignored
+
 
 # A folder that is never made: DVC finds no global or system configuration there.
 NO_CONFIG = str(Path(tempfile.gettempdir()) / "mnist-pipeline-tests-no-dvc-config")
@@ -80,7 +95,7 @@ def make_project(folder: Path, mnist_npz: Path, source: Path = ROOT) -> Path:
     """Copy the project (from `source`) into `folder` as a one-commit git repository that trains
     1 epoch on the tiny MNIST-format data in `mnist_npz` (an absolute path, so queued experiments
     find it too)."""
-    shutil.copytree(source, folder, ignore=LEFT_OUT, dirs_exist_ok=True)
+    shutil.copytree(source, folder, ignore=left_out(source), dirs_exist_ok=True)
     set_params(
         folder,
         fetch={"sources": ["local"], "local_path": str(mnist_npz), "verify_checksums": False},
