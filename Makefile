@@ -36,8 +36,11 @@ plots: $(VENV)/installed
 figures: $(VENV)/installed
 	$(BIN)/python -m mnist_pipeline.figures png docs/figures
 
+# The train stage and train+evaluate against the tutorial, then a training step op by op and
+# fit against the time its matrix products take (docs/performance.md).
 bench: $(VENV)/installed
 	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python -m benchmarks.step_profile
 
 # The page to draw a digit on, for models/model.tflite, at http://127.0.0.1:8000 (after `make pipeline`).
 serve: $(VENV)/installed

@@ -1,11 +1,11 @@
 """Train the network deterministically from params and keep its per-epoch history."""
 
+import math
 import sys
 from pathlib import Path
 
 import keras
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
 from mnist_pipeline.network.model import build_model
@@ -36,8 +36,10 @@ def train_model(
     y: np.ndarray,
     model_params: ModelParams,
     train_params: TrainParams,
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> tuple[keras.Sequential, dict[str, list[float]]]:
-    """Train a fresh model on (x, y); return it with its per-epoch metrics (Keras' history)."""
+    """Train a fresh model on (x, y); return it with its per-epoch metrics (Keras' history).
+    `callbacks` watch `fit` (benchmarks/step_profile.py times and traces it with them)."""
     make_deterministic(train_params)
     model = build_model(model_params)
     model.compile(
@@ -55,6 +57,7 @@ def train_model(
         validation_split=train_params.validation_split,
         # A live progress bar on a terminal; one line per epoch in a log (dvc repro > file).
         verbose=1 if sys.stdout.isatty() else 2,
+        callbacks=callbacks,
     )
     as_keras_rmsprop(model)
     return model, history.history
@@ -64,11 +67,22 @@ def save_history(history: dict[str, list[float]], train_file: Path, validation_f
     """Write the per-epoch metrics as CSV tables for `dvc plots`: one for the training data, one
     for the validation data (header only when train.validation_split is 0, so plots still draw).
     """
-    table = pd.DataFrame(history).sort_index(axis=1)
-    table.index = pd.RangeIndex(1, len(table) + 1, name="epoch")
-    is_validation = table.columns.str.startswith("val_")
-    train = table.loc[:, ~is_validation]
-    validation = table.loc[:, is_validation].rename(columns=lambda name: name.removeprefix("val_"))
-    train.to_csv(train_file)
+    names = sorted(name for name in history if not name.startswith("val_"))
+    write_metrics(train_file, {name: history[name] for name in names})
     # Without validation every row is empty: the header alone remains, with every plotted field.
-    validation.reindex(columns=train.columns).dropna(how="all").to_csv(validation_file)
+    write_metrics(validation_file, {name: history.get(f"val_{name}", []) for name in names})
+
+
+def write_metrics(path: Path, columns: dict[str, list[float]]) -> None:
+    """A CSV table of an `epoch` column (from 1) and `columns`, a row per epoch that has a value.
+
+    Written as pandas' `to_csv` wrote it before (a missing value empty, floats as Python prints
+    them), without pandas: the train stage does not load it (speedups.keras_without_pandas).
+    """
+    lines = [",".join(["epoch", *columns])]
+    for epoch in range(max(map(len, columns.values()), default=0)):
+        values = [float(v[epoch]) if epoch < len(v) else math.nan for v in columns.values()]
+        if not all(math.isnan(value) for value in values):
+            cells = ("" if math.isnan(value) else str(value) for value in values)
+            lines.append(",".join([str(epoch + 1), *cells]))
+    path.write_text("\n".join(lines) + "\n")
