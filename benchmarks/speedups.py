@@ -21,6 +21,7 @@ DEVICES = {
     "fused RMSprop": "Keras' own RMSprop (mnist_pipeline/training/fused_rmsprop.py)",
     "tensors sharing memory": "numpy arrays handed to fit (speedups.as_tensor)",
     "collector paused": "no gc pause or freeze around TensorFlow's import",
+    "pandas kept out": "Keras imports pandas (speedups.keras_without_pandas)",
     "steps per execution": "train.steps_per_execution 1 instead of params.yaml's",
     "teardown skipped": "the interpreter's full teardown at exit (cli.run)",
 }
@@ -30,14 +31,16 @@ RUN = """
 import argparse, contextlib, sys
 from pathlib import Path
 from mnist_pipeline.plumbing import cli, imports, paths
-from mnist_pipeline.training import kernels
+from mnist_pipeline.training import kernels, speedups
 from mnist_pipeline.params import TrainParams, load_section
 off, out = sys.argv[1], Path(sys.argv[2])
 kernels.pin(load_section(TrainParams).threads, load_section(TrainParams).instruction_set)
 del sys.argv[1:]  # the stage's own parser sees no arguments
 if off == "collector paused":
     imports.importing_tensorflow = contextlib.nullcontext
-with imports.importing_tensorflow():
+if off == "pandas kept out":
+    speedups.keras_without_pandas = contextlib.nullcontext
+with imports.importing_tensorflow(), speedups.keras_without_pandas():
     import keras
     from mnist_pipeline.training import fit
     import stages.train as stage

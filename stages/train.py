@@ -18,7 +18,7 @@ def main(args: argparse.Namespace) -> None:
     # Before TensorFlow loads, which reads its kernel path and thread count once.
     kernels.pin(train_params.threads, train_params.instruction_set)
     # TensorFlow takes seconds to import: bad params and data are reported before that.
-    with imports.importing_tensorflow():
+    with imports.importing_tensorflow(), speedups.keras_without_pandas():
         from mnist_pipeline.network.archive import save_model
         from mnist_pipeline.training.export import export_for_serving
         from mnist_pipeline.training.fit import save_history, train_model

@@ -5,6 +5,9 @@ here change no result: the trained bytes are the same with or without each
 TensorFlow is imported only where it is used.
 """
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +21,22 @@ if TYPE_CHECKING:
 
 # TensorFlow uses a buffer in place only if it is aligned to 64 bytes; numpy aligns to 16.
 TENSOR_ALIGNMENT = 64
+
+
+@contextlib.contextmanager
+def keras_without_pandas() -> Iterator[None]:
+    """Import Keras inside this block without pandas, which Keras 3.15 imports, if installed,
+    only to accept DataFrames (a quarter of a second; later Keras imports none of it:
+    keras-team/keras#23306). We hand Keras none; pandas stays importable after the block."""
+    if "pandas" in sys.modules:  # loaded already: nothing to save
+        yield
+        return
+    sys.modules["pandas"] = None  # type: ignore[assignment]  # `import pandas` raises ImportError
+    try:
+        yield
+    finally:
+        if sys.modules.get("pandas", False) is None:
+            del sys.modules["pandas"]
 
 
 def load_aligned_arrays(folder: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:

@@ -61,6 +61,32 @@ def test_without_validation_the_validation_table_is_header_only(tmp_path):
     assert (tmp_path / "v").read_text() == "epoch,accuracy,loss\n"
 
 
+@pytest.mark.parametrize(
+    "history",
+    [
+        {"loss": [0.5, 0.25], "accuracy": [0.75, 1.0], "val_loss": [0.6, 0.3],
+         "val_accuracy": [0.5, 0.875]},
+        {"loss": [float("nan"), 1e-05, 123456789.0], "accuracy": [0.1, 0.2, 0.3]},
+        {"loss": [0.5, 0.25, 0.125], "accuracy": [0.5, 0.5, 0.5],
+         "val_loss": [float("nan"), 0.25, float("nan")], "val_accuracy": [float("nan"), 0.5, 0.25]},
+    ],
+)  # fmt: skip
+def test_history_tables_are_the_bytes_pandas_wrote(history, tmp_path):
+    import pandas as pd
+
+    # The tables as pandas wrote them before save_history did without it.
+    table = pd.DataFrame(history).sort_index(axis=1)
+    table.index = pd.RangeIndex(1, len(table) + 1, name="epoch")
+    is_validation = table.columns.str.startswith("val_")
+    train = table.loc[:, ~is_validation]
+    validation = table.loc[:, is_validation].rename(columns=lambda name: name.removeprefix("val_"))
+    train.to_csv(tmp_path / "pandas_train.csv")
+    validation.reindex(columns=train.columns).dropna(how="all").to_csv(tmp_path / "pandas_val.csv")
+    save_history(history, tmp_path / "train.csv", tmp_path / "validation.csv")
+    assert (tmp_path / "train.csv").read_bytes() == (tmp_path / "pandas_train.csv").read_bytes()
+    assert (tmp_path / "validation.csv").read_bytes() == (tmp_path / "pandas_val.csv").read_bytes()
+
+
 def test_a_different_seed_gives_different_weights(tiny_mnist):
     data = prepare(tiny_mnist)
     model_params = ModelParams(dense=DenseParams(hidden_units=[8]))

@@ -1,5 +1,8 @@
 """The train stage's speed devices: each on, each leaving results as they are."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -9,8 +12,38 @@ from mnist_pipeline.plumbing.errors import PipelineError
 from mnist_pipeline.training.speedups import (
     TENSOR_ALIGNMENT,
     as_tensor,
+    keras_without_pandas,
     load_aligned_arrays,
 )
+
+# In a fresh interpreter: pandas refused inside the block, importable after it.
+WITHOUT_PANDAS = """
+import sys
+from mnist_pipeline.training.speedups import keras_without_pandas
+with keras_without_pandas():
+    try:
+        import pandas
+    except ImportError:
+        print("refused")
+print("pandas" in sys.modules)
+import pandas
+print(pandas.DataFrame({"a": [1]}).shape)
+"""
+
+
+def test_keras_without_pandas_keeps_pandas_out_of_the_block_only():
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_PANDAS], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split("\n") == ["refused", "False", "(1, 1)", ""]
+
+
+def test_keras_without_pandas_leaves_a_loaded_pandas_as_it_is():
+    import pandas
+
+    with keras_without_pandas():
+        import pandas as again
+    assert again is pandas and sys.modules["pandas"] is pandas
 
 
 @pytest.fixture
