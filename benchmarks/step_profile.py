@@ -8,9 +8,10 @@ train.instruction_set, on data/prepared from `dvc repro`):
    (an XSpace protobuf) parsed op by op and grouped per step: matrix products, the optimizer
    update, element-wise and other ops, the executor's gaps between ops, Keras' Python between
    its calls into TensorFlow, and the data feed, which runs on tf.data's own threads alongside.
-3. What the stage does around `fit`, each part timed: TensorFlow's import, saving the model
-   (Keras' save, then the rewrite that takes out its dates), the LiteRT export and its check, and
-   DVC's own start-up and dependency check (`dvc status train`, in a process of its own).
+3. What the stage does around `fit`, each part timed: TensorFlow's import (and pandas', which
+   the stage keeps out of it), saving the model (Keras' save, then the rewrite that takes out its
+   dates), the LiteRT export and its check, and DVC's own start-up and dependency check
+   (`dvc status train`, in a process of its own).
 4. Each matrix product a step makes (the Dense layers' forward products, their weight gradients
    and the input gradients of every layer but the first) in a `tf.function` loop of its own: the
    rate TensorFlow reaches for those shapes here, the matrix-product limit of a step, and fit's
@@ -192,15 +193,20 @@ def main() -> None:
     model_params, train_params = load_section(ModelParams), load_section(TrainParams)
     if model_params.kind != "dense":
         sys.exit("step_profile: profiles the dense network (model.kind: dense in params.yaml)")
+    load = os.getloadavg()[0]
     data = speedups.load_aligned_arrays(paths.PREPARED_DIR, ("x_train", "y_train"))
     kernels.pin(train_params.threads, train_params.instruction_set)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     start = time.perf_counter()
-    with speedups.importing_tensorflow():
+    with speedups.importing_tensorflow(), speedups.keras_without_pandas():
         import tensorflow as tf
 
         from mnist_pipeline.training import train_model
     around = {"import TensorFlow, Keras and our modules": time.perf_counter() - start}
+    start = time.perf_counter()
+    import pandas  # noqa: F401  # what keras_without_pandas saves the stage
+
+    around["pandas' import, which the stage leaves out"] = time.perf_counter() - start
     x, y = data["x_train"], data["y_train"]
     steps = steps_per_epoch(len(x), train_params)
 
@@ -234,7 +240,10 @@ def main() -> None:
     # 3. The step's matrix products, each alone.
     timed = [(shape, matmul_seconds(*shape)) for shape in matmul_shapes(model, train_params)]
 
-    print(f"machine: {kernels.cpu_model()}, {os.cpu_count()} CPUs; TensorFlow {tf.__version__}")
+    print(
+        f"machine: {kernels.cpu_model()}, {os.cpu_count()} CPUs, load average {load:.1f} at the "
+        f"start (other processes share the CPUs when above 0); TensorFlow {tf.__version__}"
+    )
     print(
         f"pinned: train.instruction_set {train_params.instruction_set}, train.threads "
         f"{train_params.threads}; batch {train_params.batch_size}, steps_per_execution "
@@ -243,7 +252,7 @@ def main() -> None:
     report_breakdown(trace, traced.marks["epoch 1"], steps)
     print("\nthe stage around fit:")
     for part, seconds in around.items():
-        print(f"  {part:<42} {seconds:5.2f} s")
+        print(f"  {part:<44} {seconds:5.2f} s")
     report_limit(timed, fit.marks["fit"], steps * train_params.epochs)
 
 
