@@ -26,6 +26,7 @@ import contextlib
 import io
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -254,6 +255,14 @@ def main() -> None:
     for part, seconds in around.items():
         print(f"  {part:<44} {seconds:5.2f} s")
     report_limit(timed, fit.marks["fit"], steps * train_params.epochs)
+    epochs = [fit.marks[f"epoch {epoch}"] for epoch in range(train_params.epochs)]
+    if len(epochs) > 1:
+        later = statistics.median(epochs[1:])
+        print(
+            f"fit's first epoch against the median of the others: {epochs[0]:.2f} s, "
+            f"{later:.2f} s (the difference, {epochs[0] - later:.2f} s: the first call's "
+            "tracing of the step and its graph's optimization)"
+        )
 
 
 def time_outputs(
