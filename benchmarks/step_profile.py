@@ -3,17 +3,17 @@
 
 In one process pinned as the train stage pins (params.yaml's train.threads and
 train.instruction_set, on data/prepared from `dvc repro`):
-1. `train_model` as the stage runs it, untraced: `fit`'s wall time over every step.
+1. `train_model` as the stage runs it, untraced: `fit`'s wall time over every step, and each
+   epoch's. Then what the stage does around `fit`, each part timed: TensorFlow's import (and
+   pandas', which the stage keeps out of it), train_model outside fit's epochs (building,
+   compiling, the data set), saving the model (Keras' save, then the rewrite that takes out its
+   dates), the LiteRT export and its check, and DVC's own start-up and dependency check
+   (`dvc status train`, in a process of its own).
 2. `train_model` again for 2 epochs, the second traced with TensorFlow's profiler; its trace
    (an XSpace protobuf) parsed op by op and grouped per step: matrix products, the optimizer
    update, element-wise and other ops, the executor's gaps between ops, Keras' Python between
    its calls into TensorFlow, and the data feed, which runs on tf.data's own threads alongside.
-3. What the stage does around `fit`, each part timed: TensorFlow's import (and pandas', which
-   the stage keeps out of it), train_model outside fit's epochs (building, compiling, the data
-   set), saving the model (Keras' save, then the rewrite that takes out its dates), the LiteRT
-   export and its check, and DVC's own start-up and dependency check (`dvc status train`, in a
-   process of its own).
-4. Each matrix product a step makes (the Dense layers' forward products, their weight gradients
+3. Each matrix product a step makes (the Dense layers' forward products, their weight gradients
    and the input gradients of every layer but the first) in a `tf.function` loop of its own: the
    rate TensorFlow reaches for those shapes here, the matrix-product limit of a step, and fit's
    ratio to it.
@@ -126,8 +126,8 @@ def parse_trace(folder: Path) -> dict[str, object]:
             name = names[event.metadata_id]
             if line.name == "python" and name.startswith("EagerLocalExecute: __inference_multi"):
                 executions += event.duration_ps
-            elif line.name.startswith("tf_data_iterator") and name.startswith("Iterator::Root"):
-                feed += event.duration_ps if name == "Iterator::Root" else 0
+            elif line.name.startswith("tf_data_iterator") and name == "Iterator::Root":
+                feed += event.duration_ps  # a batch made, the work nested under it included
             # An op is "scope/name:Type"; the executor's own markers are "Class::method".
             elif line.name.startswith("tf_Compute") and ":" in name and "::" not in name:
                 scope, _, op_type = name.rpartition(":")
