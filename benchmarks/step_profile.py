@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmarks.train_speed import BIN
-from mnist_pipeline import kernels, paths, speedups
 from mnist_pipeline.params import ModelParams, TrainParams, load_section
+from mnist_pipeline.plumbing import imports, paths
+from mnist_pipeline.training import kernels, speedups
 
 if TYPE_CHECKING:
     import keras
@@ -201,13 +202,13 @@ def main() -> None:
     kernels.pin(train_params.threads, train_params.instruction_set)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     start = time.perf_counter()
-    with speedups.importing_tensorflow(), speedups.keras_without_pandas():
+    with imports.importing_tensorflow(), speedups.keras_without_pandas():
         import tensorflow as tf
 
-        from mnist_pipeline.training import train_model
+        from mnist_pipeline.training.fit import train_model
     around = {"import TensorFlow, Keras and our modules": time.perf_counter() - start}
     start = time.perf_counter()
-    with speedups.importing_tensorflow():  # its objects frozen too: no collection scans them
+    with imports.importing_tensorflow():  # its objects frozen too: no collection scans them
         import pandas  # noqa: F401  # what keras_without_pandas saves the stage
     around["pandas' import, which the stage leaves out"] = time.perf_counter() - start
     x, y = data["x_train"], data["y_train"]
@@ -270,8 +271,9 @@ def time_outputs(
 ) -> dict[str, float]:
     """Seconds of each part of the train stage's writing, as stages/train.py runs them, into
     `folder`; Keras' own save timed alone too, so that the rewrite's share shows."""
-    from mnist_pipeline.model import check_export, save_model
-    from mnist_pipeline.training import save_history
+    from mnist_pipeline.network.archive import save_model
+    from mnist_pipeline.training.export import check_export
+    from mnist_pipeline.training.fit import save_history
 
     parts: dict[str, Callable[[], object]] = {
         "Keras' model.save": lambda: model.save(folder / "plain.keras"),
