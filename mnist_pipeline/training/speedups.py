@@ -26,8 +26,9 @@ TENSOR_ALIGNMENT = 64
 @contextlib.contextmanager
 def keras_without_pandas() -> Iterator[None]:
     """Import Keras inside this block without pandas, which Keras 3.15 imports, if installed,
-    only to accept DataFrames (a quarter of a second; later Keras imports none of it:
-    keras-team/keras#23306). We hand Keras none; pandas stays importable after the block."""
+    only to accept DataFrames (a quarter of a second; `try: import pandas` in Keras'
+    src/trainers/data_adapters/array_slicing.py). We hand Keras none; pandas stays importable
+    after the block."""
     if "pandas" in sys.modules:  # loaded already: nothing to save
         yield
         return
