@@ -20,6 +20,7 @@ reproduce: $(VENV)/installed
 test: $(VENV)/installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 # Each slip of tools/slips.py made in a scratch copy, one at a time, and the tests that must catch
@@ -35,8 +36,11 @@ plots: $(VENV)/installed
 figures: $(VENV)/installed
 	$(BIN)/python -m mnist_pipeline.figures png docs/figures
 
+# The train stage and train+evaluate against the tutorial, then a training step op by op and
+# fit against the time its matrix products take (docs/performance.md).
 bench: $(VENV)/installed
 	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python -m benchmarks.step_profile
 
 # The page to draw a digit on, for models/model.tflite, at http://127.0.0.1:8000 (after `make pipeline`).
 serve: $(VENV)/installed
@@ -44,7 +48,7 @@ serve: $(VENV)/installed
 
 # The README's picture of that page, drawn and taken by the browser tests' own code (needs chromium).
 screenshot: $(VENV)/installed
-	PYTHONPATH=. $(BIN)/python tests/webpage.py docs/web-page.png
+	PYTHONPATH=. $(BIN)/python tests/support/webpage.py docs/web-page.png
 
 # 500 requests from 8 clients to the page's server on loopback: throughput, latency, memory.
 bench-web: $(VENV)/installed
