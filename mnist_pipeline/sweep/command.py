@@ -38,8 +38,8 @@ DEFAULT_METRIC = "test.accuracy"
 # A name DVC takes for an experiment (a git ref's last part) and that reads well in a shell.
 NAME_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 SCRATCH = Path(".dvc/tmp/sweep")  # the clones, where DVC's queue keeps its own (.dvc/tmp/exps)
-POLL_SECONDS = 0.5
-CONNECT_SECONDS = 5  # for --address to answer  # how often the progress lines are looked for
+POLL_SECONDS = 0.5  # how often the progress lines are looked for
+CONNECT_SECONDS = 5  # for --address to answer
 # Kill a dead worker's children too (the trial's `dvc exp run` and its stage), Ray's switch:
 # https://docs.ray.io/en/latest/ray-core/user-spawn-processes.html
 RAY_SUBREAPER = "RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper"
