@@ -20,6 +20,7 @@ reproduce: $(VENV)/installed
 test: $(VENV)/installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 # Each slip of tools/slips.py made in a scratch copy, one at a time, and the tests that must catch
@@ -36,8 +37,11 @@ plots: $(VENV)/installed
 figures: $(VENV)/installed
 	$(BIN)/python -m mnist_pipeline.figures png docs/figures
 
+# The train stage and train+evaluate against the tutorial, then a training step op by op and
+# fit against the time its matrix products take (docs/performance.md).
 bench: $(VENV)/installed
 	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python -m benchmarks.step_profile
 
 # The page to draw a digit on, for models/model.tflite, at http://127.0.0.1:8000 (after `make pipeline`;
 # PORT=N serves on another port).
@@ -46,7 +50,7 @@ serve: $(VENV)/installed
 
 # The README's picture of that page, drawn and taken by the browser tests' own code (needs chromium).
 screenshot: $(VENV)/installed
-	PYTHONPATH=. $(BIN)/python tests/webpage.py docs/web-page.png
+	PYTHONPATH=. $(BIN)/python tests/support/webpage.py docs/web-page.png
 
 # 500 requests from 8 clients to the page's server on loopback: throughput, latency, memory.
 bench-web: $(VENV)/installed
@@ -59,11 +63,11 @@ bench-sharing: $(VENV)/installed
 s3-server: $(VENV)/installed
 	$(BIN)/python -m mnist_pipeline.s3_server
 
-# Reinstall whenever a requirements file changes.
+# Reinstall whenever a requirements file changes. With the extra `cluster` (Ray, for mnist-sweep).
 $(VENV)/installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the pinned packages into $(VENV)/ (TensorFlow, DVC, ...: a few minutes the first time)"
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt --editable .
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt --editable '.[cluster]'
 	touch $@
 
 constraints: $(VENV)/installed

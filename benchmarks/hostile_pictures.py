@@ -25,7 +25,7 @@ import psutil
 from PIL import Image
 
 from mnist_pipeline.web.limits import Limits
-from tests.pictures import (
+from tests.support.pictures import (
     colour_drawing,
     elongated_strip,
     float_drawing,
@@ -75,8 +75,8 @@ def reset_peak() -> None:
 
 def read_one(path: Path) -> dict[str, object]:
     """Read `path` through read_digit here: its outcome, CPU seconds and peak memory above idle."""
-    from mnist_pipeline.errors import PipelineError
-    from mnist_pipeline.imaging import read_digit
+    from mnist_pipeline.plumbing.errors import PipelineError
+    from mnist_pipeline.reading.imaging import read_digit
 
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_CAP, ADDRESS_SPACE_CAP))
     reset_peak()

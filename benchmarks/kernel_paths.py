@@ -31,10 +31,10 @@ import numpy as np
 import yaml
 
 from benchmarks.train_speed import medians_of_rotated_runs
-from mnist_pipeline import kernels
-from mnist_pipeline.preprocessing import prepare
-from tests.synthetic import tiny_mnist_arrays
-from tests.test_kernels import HOSTILE
+from mnist_pipeline.data.preprocessing import prepare
+from mnist_pipeline.training import kernels
+from tests.support.shell import HOSTILE
+from tests.support.synthetic import tiny_mnist_arrays
 
 ROOT = Path(__file__).resolve().parent.parent
 

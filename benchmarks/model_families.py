@@ -26,9 +26,9 @@ import yaml
 
 from benchmarks.predict_accuracy import KINDS, mnist_test_digits, read_pictures, render
 from benchmarks.train_speed import measure
-from mnist_pipeline import paths
-from mnist_pipeline.kernels import cpu_model
-from tests.project import ROOT, set_params
+from mnist_pipeline.plumbing import paths
+from mnist_pipeline.training.kernels import cpu_model
+from tests.support.project import ROOT, set_params
 
 RECOMMENDED_EPOCHS = 12  # docs/models.md: where the convnet's test accuracy stops rising
 

@@ -1,8 +1,8 @@
 """Benchmark: how well `predict` reads real MNIST test digits handed to it as pictures.
 
-The first --count digits of the test set are rendered (tests/pictures.py, as the tests render
-them) as large off-centre drawings and as phone photos of paper (half of them ruled), saved as
-JPEG files and read by `predict` exactly as a user's files are. Prints, for each kind, how often
+The first --count digits of the test set are rendered (tests/support/pictures.py, as the tests
+render them) as large off-centre drawings and as phone photos of paper (half of them ruled), saved
+as JPEG files and read by `predict` exactly as a user's files are. Prints, for each kind, how often
 its answer agrees with the model's answer on the 28x28 original, and how often it is the true
 digit.
 Usage: `python -m benchmarks.predict_accuracy [--count 1000]` after `dvc repro`.
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_pipeline import paths
-from mnist_pipeline.files import load_array
-from mnist_pipeline.inference import classify, load_classifier
+from mnist_pipeline.plumbing import paths
+from mnist_pipeline.plumbing.arrays import load_array
 from mnist_pipeline.predict import predict
-from tests.pictures import off_centre_drawing, paper_photo
+from mnist_pipeline.reading.classifiers import classify, load_classifier
+from tests.support.pictures import off_centre_drawing, paper_photo
 
 KINDS = {
     "off-centre drawing": lambda digit, rng, number: off_centre_drawing(digit, rng),

@@ -20,8 +20,8 @@ import numpy as np
 
 from benchmarks.train_speed import ROOT, machine, measure
 from benchmarks.web_load import drawn, rss_mib, send_all
-from mnist_pipeline import paths
-from mnist_pipeline.web.launch import serving
+from mnist_pipeline.plumbing import paths
+from tests.support.launch import serving
 
 MODELS = {"Keras": paths.MODEL_FILE, "LiteRT": paths.SERVING_MODEL_FILE}
 LOAD = 500  # drawings sent to the web server, from CLIENTS clients
@@ -59,7 +59,7 @@ def web_memory(model: Path) -> tuple[float, float]:
 
 def kernels(model: Path) -> dict[str, float]:
     """Seconds LiteRT takes to read the 10,000 test digits with `model`: with the built-in
-    kernels the project uses (inference.LiteRTClassifier), and with the XNNPACK delegate."""
+    kernels the project uses (classifiers.LiteRTClassifier), and with the XNNPACK delegate."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     pixels = np.load(ROOT / paths.PREPARED_DIR / "x_test.npy")

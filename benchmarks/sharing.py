@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.project import ENV as TEST_ENV
-from tests.project import ROOT
+from tests.support.project import ENV as TEST_ENV
+from tests.support.project import ROOT
 
 ENV = {**os.environ, **TEST_ENV}  # the stages' `python` and `dvc`; a git identity
 TIMEOUT = 1800  # seconds, for any one step

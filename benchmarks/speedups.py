@@ -13,14 +13,15 @@ import sys
 import tempfile
 
 from benchmarks.train_speed import ROOT, medians_of_rotated_runs
-from mnist_pipeline.kernels import cpu_model
+from mnist_pipeline.training.kernels import cpu_model
 
 # Each device and how a run goes without it.
 DEVICES = {
     "nothing": "every device on, as the stage runs",
-    "fused RMSprop": "Keras' own RMSprop (mnist_pipeline/fused_rmsprop.py)",
+    "fused RMSprop": "Keras' own RMSprop (mnist_pipeline/training/fused_rmsprop.py)",
     "tensors sharing memory": "numpy arrays handed to fit (speedups.as_tensor)",
     "collector paused": "no gc pause or freeze around TensorFlow's import",
+    "pandas kept out": "Keras imports pandas (speedups.keras_without_pandas)",
     "steps per execution": "train.steps_per_execution 1 instead of params.yaml's",
     "teardown skipped": "the interpreter's full teardown at exit (cli.run)",
 }
@@ -29,21 +30,24 @@ DEVICES = {
 RUN = """
 import argparse, contextlib, sys
 from pathlib import Path
-from mnist_pipeline import cli, kernels, paths, speedups
+from mnist_pipeline.plumbing import cli, imports, paths
+from mnist_pipeline.training import kernels, speedups
 from mnist_pipeline.params import TrainParams, load_section
 off, out = sys.argv[1], Path(sys.argv[2])
 kernels.pin(load_section(TrainParams).threads, load_section(TrainParams).instruction_set)
 del sys.argv[1:]  # the stage's own parser sees no arguments
 if off == "collector paused":
-    speedups.importing_tensorflow = contextlib.nullcontext
-with speedups.importing_tensorflow():
+    imports.importing_tensorflow = contextlib.nullcontext
+if off == "pandas kept out":
+    speedups.keras_without_pandas = contextlib.nullcontext
+with imports.importing_tensorflow(), speedups.keras_without_pandas():
     import keras
-    from mnist_pipeline import training
+    from mnist_pipeline.training import fit
     import stages.train as stage
 if off == "fused RMSprop":
-    training.FusedRMSprop = keras.optimizers.RMSprop
+    fit.FusedRMSprop = keras.optimizers.RMSprop
 if off == "tensors sharing memory":
-    training.as_tensor = lambda array: array
+    fit.as_tensor = lambda array: array
 if off == "steps per execution":
     load_section = stage.load_section
     stage.load_section = lambda section: (

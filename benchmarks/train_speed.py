@@ -17,7 +17,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from mnist_pipeline.kernels import cpu_model
+from mnist_pipeline.training.kernels import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -26,9 +26,9 @@ import numpy as np
 import psutil
 from PIL import Image
 
-from mnist_pipeline import paths
-from mnist_pipeline.kernels import cpu_model
-from mnist_pipeline.web.launch import serving
+from mnist_pipeline.plumbing import paths
+from mnist_pipeline.training.kernels import cpu_model
+from tests.support.launch import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = 100  # distinct test digits, sent in turn

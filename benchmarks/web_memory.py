@@ -24,9 +24,9 @@ import httpx2
 import psutil
 
 from benchmarks.web_load import machine, p50_p95, rss_mib, timed_reading
-from mnist_pipeline import paths
-from mnist_pipeline.web.launch import Server, serving
-from tests.pictures import colour_drawing, photo
+from mnist_pipeline.plumbing import paths
+from tests.support.launch import Server, serving
+from tests.support.pictures import colour_drawing, photo
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 16

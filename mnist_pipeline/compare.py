@@ -17,14 +17,17 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mnist_pipeline import cli, paths, registry
-from mnist_pipeline.dataset import NUM_CLASSES
-from mnist_pipeline.errors import PipelineError, one_line
-from mnist_pipeline.evaluation import PREDICTIONS_COLUMNS, draw_digits
-from mnist_pipeline.files import atomic_file, load_arrays
-from mnist_pipeline.inference import load_classifier
-from mnist_pipeline.preprocessing import check_prepared
-from mnist_pipeline.registry import ModelSource
+from mnist_pipeline.data.dataset import NUM_CLASSES
+from mnist_pipeline.data.preprocessing import check_prepared
+from mnist_pipeline.evaluation.metrics import PREDICTIONS_COLUMNS
+from mnist_pipeline.evaluation.sheets import draw_digits
+from mnist_pipeline.plumbing import cli, paths
+from mnist_pipeline.plumbing.arrays import load_arrays
+from mnist_pipeline.plumbing.errors import PipelineError, one_line
+from mnist_pipeline.plumbing.files import atomic_file
+from mnist_pipeline.reading import registry
+from mnist_pipeline.reading.classifiers import load_classifier
+from mnist_pipeline.reading.registry import ModelSource
 
 PROG = "mnist-compare"
 DEFAULT_PICTURE = Path("compare.png")
@@ -149,7 +152,7 @@ def draw_changes(
 
 def main(args: argparse.Namespace) -> None:
     check_out(args.out)
-    sources = [registry.resolve(reference, cli.MISSING_MODEL_HINT) for reference in args.models]
+    sources = [registry.resolve(reference) for reference in args.models]
     test = load_arrays(paths.PREPARED_DIR, ("x_test", "y_test"), mmap=True)
     check_prepared(test["x_test"], test["y_test"], origin=str(paths.PREPARED_DIR))
     actual = test["y_test"].argmax(axis=1)
@@ -192,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def console() -> None:
     """The `mnist-compare` console script."""
-    cli.run(main, build_parser())
+    cli.run(main, build_parser(), model_hint=cli.MISSING_MODEL_HINT)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ from pathlib import Path
 import vl_convert
 from dvc_render.html import PAGE_HTML
 
-from mnist_pipeline.cli import run
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.files import atomic_dir
+from mnist_pipeline.plumbing.cli import run
+from mnist_pipeline.plumbing.errors import PipelineError
+from mnist_pipeline.plumbing.files import atomic_dir
 
 log = logging.getLogger(__name__)
 

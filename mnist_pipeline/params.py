@@ -20,10 +20,10 @@ from pydantic import (
 )
 from ruamel.yaml import YAML, YAMLError
 
-from mnist_pipeline.dataset import IMAGE_SHAPE, NUM_CLASSES
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.paths import PARAMS_FILE
-from mnist_pipeline.preprocessing import INPUT_SIZE
+from mnist_pipeline.data.dataset import IMAGE_SHAPE, NUM_CLASSES
+from mnist_pipeline.data.preprocessing import INPUT_SIZE
+from mnist_pipeline.plumbing.errors import PipelineError
+from mnist_pipeline.plumbing.paths import PARAMS_FILE
 
 SourceName = Literal["keras", "pypi", "local"]
 Activation = Literal["relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish"]

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_pipeline import cli, registry
-from mnist_pipeline.errors import PipelineError, one_line
-from mnist_pipeline.imaging import read_digit
-from mnist_pipeline.inference import Reading, classify, load_classifier, top_two
-from mnist_pipeline.registry import ModelSource
+from mnist_pipeline.plumbing import cli
+from mnist_pipeline.plumbing.errors import PipelineError, one_line
+from mnist_pipeline.reading import registry
+from mnist_pipeline.reading.classifiers import Reading, classify, load_classifier, top_two
+from mnist_pipeline.reading.imaging import read_digit
+from mnist_pipeline.reading.registry import ModelSource
 
 PROG = "predict"
 
@@ -55,7 +56,7 @@ def predict(files: list[Path], model: Path) -> list[Reading | str]:
     digits = [digit for digit in prepared if isinstance(digit, np.ndarray)]
     if not digits:  # nothing to read: the model need not load
         return prepared
-    classifier = load_classifier(model, cli.MISSING_MODEL_HINT)
+    classifier = load_classifier(model)
     readings = iter([top_two(row) for row in classify(classifier, digits)])
     return [next(readings) if isinstance(digit, np.ndarray) else digit for digit in prepared]
 
@@ -74,7 +75,7 @@ def as_json(file: Path, outcome: Reading | str, source: ModelSource) -> dict[str
 
 
 def main(args: argparse.Namespace) -> int:
-    source = registry.resolve(args.model, cli.MISSING_MODEL_HINT)
+    source = registry.resolve(args.model)
     outcomes = list(
         zip(args.images, predict(args.images, registry.local_file(source)), strict=True)
     )
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def console() -> None:
     """The `mnist-predict` console script."""
-    cli.run(main, build_parser(), skip_teardown=True)
+    cli.run(main, build_parser(), skip_teardown=True, model_hint=cli.MISSING_MODEL_HINT)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from mnist_pipeline import cli, kernels, paths
-from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import TrainParams, load_section
+from mnist_pipeline.plumbing import cli, paths
+from mnist_pipeline.plumbing.errors import PipelineError
+from mnist_pipeline.training import kernels
 
 PROG = "mnist-reproduce"
 BIN = Path(sys.executable).parent

@@ -17,9 +17,9 @@ import threading
 import urllib.request
 from dataclasses import dataclass
 
-from mnist_pipeline import cli
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.net import listen, port_number
+from mnist_pipeline.plumbing import cli
+from mnist_pipeline.plumbing.errors import PipelineError
+from mnist_pipeline.plumbing.net import listen, port_number
 
 PROG = "s3_server"
 REGION = "us-east-1"

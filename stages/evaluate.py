@@ -4,25 +4,27 @@ tables and misread digits."""
 import argparse
 import json
 
-from mnist_pipeline import cli, paths
-from mnist_pipeline.evaluation import (
+from mnist_pipeline.data.preprocessing import check_prepared
+from mnist_pipeline.evaluation.metrics import (
     confusion_matrix,
-    draw_mistakes,
     most_confident_mistakes,
     per_class_metrics,
     predictions_table,
     score_test_set,
 )
-from mnist_pipeline.files import atomic_files, load_arrays
-from mnist_pipeline.inference import load_classifier
+from mnist_pipeline.evaluation.sheets import draw_mistakes
 from mnist_pipeline.params import EvaluateParams, load_section
-from mnist_pipeline.preprocessing import check_prepared
+from mnist_pipeline.plumbing import cli, paths
+from mnist_pipeline.plumbing.arrays import load_arrays
+from mnist_pipeline.plumbing.files import atomic_files, check_model_file
+from mnist_pipeline.reading.classifiers import load_classifier
 
 
 def main(args: argparse.Namespace) -> None:
     params = load_section(EvaluateParams)
     test = load_arrays(paths.PREPARED_DIR, ("x_test", "y_test"), mmap=True)
     check_prepared(test["x_test"], test["y_test"], origin=str(paths.PREPARED_DIR))
+    check_model_file(paths.SERVING_MODEL_FILE)  # the one check of the model load
     probabilities = load_classifier(paths.SERVING_MODEL_FILE)(test["x_test"])
     actual = test["y_test"].argmax(axis=1)
     predictions = predictions_table(actual, probabilities)

@@ -2,10 +2,10 @@
 
 import argparse
 
-from mnist_pipeline import cli, paths
-from mnist_pipeline.files import save_arrays
+from mnist_pipeline.data.sources import fetch_mnist
 from mnist_pipeline.params import FetchParams, load_section
-from mnist_pipeline.sources import fetch_mnist
+from mnist_pipeline.plumbing import cli, paths
+from mnist_pipeline.plumbing.arrays import save_arrays
 
 
 def main(args: argparse.Namespace) -> None:

@@ -2,10 +2,10 @@
 
 import argparse
 
-from mnist_pipeline import cli, paths
-from mnist_pipeline.dataset import ARRAY_NAMES, check_arrays
-from mnist_pipeline.files import load_arrays, save_arrays
-from mnist_pipeline.preprocessing import prepare
+from mnist_pipeline.data.dataset import ARRAY_NAMES, check_arrays
+from mnist_pipeline.data.preprocessing import prepare
+from mnist_pipeline.plumbing import cli, paths
+from mnist_pipeline.plumbing.arrays import load_arrays, save_arrays
 
 
 def main(args: argparse.Namespace) -> None:

@@ -3,10 +3,11 @@ and its per-epoch history."""
 
 import argparse
 
-from mnist_pipeline import cli, kernels, paths, speedups
-from mnist_pipeline.files import atomic_files
+from mnist_pipeline.data.preprocessing import check_prepared
 from mnist_pipeline.params import ModelParams, TrainParams, load_section
-from mnist_pipeline.preprocessing import check_prepared
+from mnist_pipeline.plumbing import cli, imports, paths
+from mnist_pipeline.plumbing.files import atomic_files
+from mnist_pipeline.training import kernels, speedups
 
 
 def main(args: argparse.Namespace) -> None:
@@ -17,9 +18,10 @@ def main(args: argparse.Namespace) -> None:
     # Before TensorFlow loads, which reads its kernel path and thread count once.
     kernels.pin(train_params.threads, train_params.instruction_set)
     # TensorFlow takes seconds to import: bad params and data are reported before that.
-    with speedups.importing_tensorflow():
-        from mnist_pipeline.model import export_for_serving, save_model
-        from mnist_pipeline.training import save_history, train_model
+    with imports.importing_tensorflow(), speedups.keras_without_pandas():
+        from mnist_pipeline.network.archive import save_model
+        from mnist_pipeline.training.export import export_for_serving
+        from mnist_pipeline.training.fit import save_history, train_model
 
     model, history = train_model(data["x_train"], data["y_train"], model_params, train_params)
     # The model, its export and its history as a set: a failure midway leaves the old ones, all.

@@ -2,15 +2,16 @@
 
 import numpy as np
 import pytest
-from browser import browser  # noqa: F401 (a fixture for the tests that use it)
-from glyphs import glyph_model, glyph_model_file  # noqa: F401 (fixtures: a font digit reader)
-from project import DVC, copy_project, make_project, run
-from remote import s3, shared  # noqa: F401 (fixtures: an S3 server and a project pushed to it)
-from synthetic import tiny_mnist_arrays, write_npz
 
-from mnist_pipeline import kernels
-from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import TrainParams
+from mnist_pipeline.plumbing.errors import PipelineError
+from mnist_pipeline.training import kernels
+from tests.support.browser import browser  # noqa: F401 (a fixture for the tests that use it)
+from tests.support.glyphs import glyph_model, glyph_model_file  # noqa: F401 (fixtures: a font digit reader)
+from tests.support.project import DVC, copy_project, make_project, run
+from tests.support.ray_cluster import ray_cluster  # noqa: F401 (a fixture: two Ray nodes on loopback)
+from tests.support.remote import s3, shared  # noqa: F401 (fixtures: an S3 server and a project pushed to it)
+from tests.support.synthetic import tiny_mnist_arrays, write_npz
 
 
 def pytest_configure(config):

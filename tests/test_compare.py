@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
-from project import DVC, run
 
 from mnist_pipeline import compare
 from mnist_pipeline.compare import agreement, build_parser, draw_changes
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.registry import ModelSource
+from mnist_pipeline.plumbing.errors import PipelineError
+from mnist_pipeline.reading.registry import ModelSource
+from tests.support.project import DVC, run
 
 
 def test_agreement_puts_each_digit_in_exactly_one_count():

@@ -1,5 +1,5 @@
 """Every console block of README.md and docs/*.md, run as written in a scratch clone, page by
-page in reading order, its shown output compared (tests/doc_blocks.py says how)."""
+page in reading order, its shown output compared (tests/support/doc_blocks.py says how)."""
 
 import os
 import shutil
@@ -7,8 +7,17 @@ import socket
 from pathlib import Path
 
 import pytest
-from doc_blocks import PAGES, Page, console_pages, make_clone, run_page, shown_matches, steps
-from project import DVC, ENV, ROOT, run
+
+from tests.support.doc_blocks import (
+    PAGES,
+    Page,
+    console_pages,
+    make_clone,
+    run_page,
+    shown_matches,
+    steps,
+)
+from tests.support.project import DVC, ENV, ROOT, run
 
 COLUMNS = "120"  # a terminal's width: `dvc exp show` fits it
 

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from source import imported_modules
 
-from mnist_pipeline import paths, registry
 from mnist_pipeline.params import SECTIONS
+from mnist_pipeline.plumbing import paths
+from mnist_pipeline.reading import registry
+from tests.support.source import imported_modules
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]

@@ -9,7 +9,6 @@ import yaml
 from pydantic import BaseModel
 
 from mnist_pipeline import params
-from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import (
     MAX_PARAMETERS,
     SECTIONS,
@@ -20,6 +19,7 @@ from mnist_pipeline.params import (
     load_section,
     parse_section,
 )
+from mnist_pipeline.plumbing.errors import PipelineError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -211,7 +211,7 @@ def test_the_largest_network_allowed_is_accepted_and_one_unit_more_refused():
 
 @pytest.mark.parametrize(("limit", "accepted"), [(34_826, True), (34_825, False)])
 def test_a_convnet_of_as_many_parameters_as_the_limit_is_accepted(monkeypatch, limit, accepted):
-    # keras-io's convnet has 34,826 (test_model.py counts them through Keras).
+    # keras-io's convnet has 34,826 (network/test_model.py counts them through Keras).
     monkeypatch.setattr(params, "MAX_PARAMETERS", limit)
     values = {"model": {"kind": "convnet", "convnet": {"filters": [32, 64]}}}
     if accepted:

@@ -13,12 +13,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pictures import off_centre_drawing, paper_photo, render_glyph, save, truncated_png
 from PIL import Image, ImageDraw, ImageFont
 
-from mnist_pipeline import paths
-from mnist_pipeline.imaging import mnist_digit
+from mnist_pipeline.plumbing import paths
 from mnist_pipeline.predict import build_parser
+from mnist_pipeline.reading.imaging import mnist_digit
+from tests.support.outputs import needs_the_pipelines_model
+from tests.support.pictures import (
+    off_centre_drawing,
+    paper_photo,
+    render_glyph,
+    save,
+    truncated_png,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,10 +76,11 @@ def present(digit: np.ndarray, path: Path, rng: np.random.Generator) -> Path:
 def synthetic_model(tmp_path_factory):
     """A small network trained on the synthetic digits, saved as the train stage saves it: its
     LiteRT export (the path returned) and the Keras archive beside it (`.keras`)."""
-    from mnist_pipeline.model import export_for_serving, save_model
+    from mnist_pipeline.data.preprocessing import normalize_pixels, one_hot
+    from mnist_pipeline.network.archive import save_model
     from mnist_pipeline.params import DenseParams, ModelParams, TrainParams
-    from mnist_pipeline.preprocessing import normalize_pixels, one_hot
-    from mnist_pipeline.training import train_model
+    from mnist_pipeline.training.export import export_for_serving
+    from mnist_pipeline.training.fit import train_model
 
     images, labels = synthetic_digits(60, seed=1)
     model, _ = train_model(
@@ -99,7 +107,7 @@ def error_lines(stderr: str) -> list[str]:
 
 def test_presented_digits_get_the_same_prediction_as_the_originals(synthetic_model, tmp_path):
     model_path, model = synthetic_model
-    from mnist_pipeline.preprocessing import normalize_pixels
+    from mnist_pipeline.data.preprocessing import normalize_pixels
 
     originals, labels = synthetic_digits(2, seed=2)
     expected = model.predict(normalize_pixels(originals), verbose=0).argmax(axis=1)
@@ -203,7 +211,7 @@ def test_installed_console_script_predicts_from_any_folder(synthetic_model, tmp_
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    from mnist_pipeline.preprocessing import normalize_pixels
+    from mnist_pipeline.data.preprocessing import normalize_pixels
 
     expected = int(model.predict(normalize_pixels(digits[3:4]), verbose=0).argmax())
     assert json.loads(result.stdout)[0]["digit"] == expected
@@ -251,16 +259,9 @@ def test_outside_a_project_a_model_by_name_is_one_line_saying_so(tmp_path, refer
     ]
 
 
-needs_the_pipelines_model = pytest.mark.skipif(
-    not (REPO / paths.SERVING_MODEL_FILE).is_file()
-    or not (REPO / paths.RAW_DIR / "x_test.npy").is_file(),
-    reason="needs the pipeline's trained model and raw test set (`dvc repro`)",
-)
-
-
 @needs_the_pipelines_model
 def test_real_mnist_digits_survive_presentation(tmp_path):
-    from mnist_pipeline.inference import classify, load_classifier
+    from mnist_pipeline.reading.classifiers import classify, load_classifier
 
     originals = np.load(REPO / paths.RAW_DIR / "x_test.npy", mmap_mode="r")[:30]
     expected = classify(load_classifier(REPO / paths.SERVING_MODEL_FILE), list(originals))

@@ -14,10 +14,10 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
-from project import ROOT
 
-from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.plumbing.errors import PipelineError
 from mnist_pipeline.s3_server import REGION, LocalS3
+from tests.support.project import ROOT
 
 TIMEOUT = 60  # seconds, for the server command to start or stop
 

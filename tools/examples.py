@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist_pipeline import paths
-from mnist_pipeline.preprocessing import normalize_pixels
+from mnist_pipeline.data.preprocessing import normalize_pixels
+from mnist_pipeline.plumbing import paths
 
 FOLDER = Path("docs/examples")
 SIDE = 280  # pixels: ten to each of MNIST's

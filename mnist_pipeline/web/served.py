@@ -3,9 +3,9 @@
 import re
 from dataclasses import dataclass, field
 
-from mnist_pipeline import registry
-from mnist_pipeline.inference import Classifier, load_classifier
-from mnist_pipeline.registry import ModelSource
+from mnist_pipeline.reading import registry
+from mnist_pipeline.reading.classifiers import Classifier, load_classifier
+from mnist_pipeline.reading.registry import ModelSource
 
 # A registry version as TensorFlow Serving's version number takes it: each part under 1,000.
 SEMVER = re.compile(r"v?(\d{1,3})\.(\d{1,3})\.(\d{1,3})")

@@ -11,25 +11,21 @@ probabilities. The body is read in bounded work and memory (bounded_json). Error
 Serving's: `{"error": "..."}`, 400 for a bad request, 404 for a model or version not served.
 """
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 
-from mnist_pipeline.dataset import IMAGE_SHAPE, NUM_CLASSES
-from mnist_pipeline.preprocessing import INPUT_NAME, INPUT_SIZE
+from mnist_pipeline.data.dataset import IMAGE_SHAPE, NUM_CLASSES
+from mnist_pipeline.data.preprocessing import INPUT_NAME, INPUT_SIZE
 from mnist_pipeline.web import bounded_json
 from mnist_pipeline.web.bounded_json import bad
 from mnist_pipeline.web.served import ServedModel
+from mnist_pipeline.web.service import Reader, read_body, reader
 
 SIGNATURE = "serving_default"  # TensorFlow Serving's name of a model's one signature
 OUTPUT_NAME = "output_0"  # what Keras' LiteRT export names the model's one output
-
-# Runs work in one of the server's worker threads, as many at once as it reads pictures.
-InAWorker = Callable[..., Awaitable[object]]
-# Runs a model on normalized pixels (N, 784), one call of a model at a time.
-Classify = Callable[[ServedModel, np.ndarray], np.ndarray]
-ReadBody = Callable[[Request, int, str], Awaitable[bytes]]
 
 
 def find(models: Sequence[ServedModel], name: str, version: str | None) -> ServedModel:
@@ -63,7 +59,7 @@ def tensor(*dims: int) -> dict[str, object]:
 
 def metadata(model: ServedModel) -> dict[str, object]:
     """TensorFlow Serving's GetModelMetadataResponse for `model`: its one signature, a batch of
-    784 pixels in, a batch of 10 probabilities out (what inference.check_digit_classifier
+    784 pixels in, a batch of 10 probabilities out (what classifiers.check_digit_classifier
     requires of every model served)."""
     signature = {
         "inputs": {INPUT_NAME: tensor(-1, INPUT_SIZE)},
@@ -151,51 +147,53 @@ def describe(request: bounded_json.Request, value: object) -> str:
     return f"a list holding {bounded_json.kind_of(type(odd))}"
 
 
-def router(
-    models: Sequence[ServedModel],
-    in_a_worker: InAWorker,
-    classify: Classify,
-    read_body: ReadBody,
-    max_bytes: int,
-    max_instances: int,
-) -> APIRouter:
-    """The routes, for `models`: `read_body` reads a request up to a size; in a worker thread
-    (`in_a_worker`), its JSON is parsed and `classify` runs the model."""
-    routes = APIRouter()
+router = APIRouter()
+Service = Annotated[Reader, Depends(reader)]
 
-    @routes.get("/models/{name}")
-    async def model_status(name: str) -> dict[str, object]:
-        find(models, name, None)  # a 404 where none of that name is served
-        return {"model_version_status": [status(m) for m in models if m.name == name]}
 
-    @routes.get("/models/{name}/versions/{version}")
-    async def version_status(name: str, version: str) -> dict[str, object]:
-        return {"model_version_status": [status(find(models, name, version))]}
+@router.get("/models/{name}")
+async def model_status(name: str, service: Service) -> dict[str, object]:
+    find(service.models, name, None)  # a 404 where none of that name is served
+    return {"model_version_status": [status(m) for m in service.models if m.name == name]}
 
-    @routes.get("/models/{name}/metadata")
-    async def latest_metadata(name: str) -> dict[str, object]:
-        return metadata(find(models, name, None))
 
-    @routes.get("/models/{name}/versions/{version}/metadata")
-    async def version_metadata(name: str, version: str) -> dict[str, object]:
-        return metadata(find(models, name, version))
+@router.get("/models/{name}/versions/{version}")
+async def version_status(name: str, version: str, service: Service) -> dict[str, object]:
+    return {"model_version_status": [status(find(service.models, name, version))]}
 
-    async def predict(request: Request, name: str, version: str | None) -> dict[str, object]:
-        model = find(models, name, version)
-        body = await read_body(request, max_bytes, "JSON")
 
-        def answer() -> dict[str, object]:  # a second of work for the largest batches
-            pixels, key = read_request(body, max_instances)
-            return {key: classify(model, pixels).tolist()}
+@router.get("/models/{name}/metadata")
+async def latest_metadata(name: str, service: Service) -> dict[str, object]:
+    return metadata(find(service.models, name, None))
 
-        return await in_a_worker(answer)
 
-    @routes.post("/models/{name}:predict")
-    async def predict_latest(request: Request, name: str) -> dict[str, object]:
-        return await predict(request, name, None)
+@router.get("/models/{name}/versions/{version}/metadata")
+async def version_metadata(name: str, version: str, service: Service) -> dict[str, object]:
+    return metadata(find(service.models, name, version))
 
-    @routes.post("/models/{name}/versions/{version}:predict")
-    async def predict_version(request: Request, name: str, version: str) -> dict[str, object]:
-        return await predict(request, name, version)
 
-    return routes
+@router.post("/models/{name}:predict")
+async def predict_latest(request: Request, name: str, service: Service) -> dict[str, object]:
+    return await predict(request, service, name, None)
+
+
+@router.post("/models/{name}/versions/{version}:predict")
+async def predict_version(
+    request: Request, name: str, version: str, service: Service
+) -> dict[str, object]:
+    return await predict(request, service, name, version)
+
+
+async def predict(
+    request: Request, service: Reader, name: str, version: str | None
+) -> dict[str, object]:
+    """The model's probabilities for the request's digits: the body read up to a size, then, in
+    a worker thread, its JSON parsed and the model run."""
+    model = find(service.models, name, version)
+    body = await read_body(request, service.limits.max_json_bytes, "JSON")
+
+    def answer() -> dict[str, object]:  # a second of work for the largest batches
+        pixels, key = read_request(body, service.limits.max_instances)
+        return {key: service.classify(model, pixels).tolist()}
+
+    return await service.in_a_worker(answer)

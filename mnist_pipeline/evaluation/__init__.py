@@ -1,0 +1,1 @@
+"""Scoring a model on the test set, and the picture sheets of digits it misread."""

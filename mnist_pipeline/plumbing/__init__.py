@@ -1,0 +1,1 @@
+"""What every layer uses: errors, crash-safe files, arrays, paths, the commands' CLI, imports."""

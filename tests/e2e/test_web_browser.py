@@ -1,0 +1,124 @@
+"""The web page in headless Chromium, served by the real command for the pipeline's model.
+
+Drawn with the mouse, which Chromium delivers to the page as pointer events, as a person draws.
+"""
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from mnist_pipeline.plumbing import paths
+from tests.support.launch import serving
+from tests.support.webpage import ONE, SEVEN, draw, shown_digit, shown_digits
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(
+    not (REPO / paths.SERVING_MODEL_FILE).is_file(),
+    reason="needs the pipeline's trained model (`make pipeline`)",
+)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with serving(REPO / paths.SERVING_MODEL_FILE) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def page_on(browser, server) -> Iterator[object]:
+    """A fresh page on `server`; `page.outside` lists requests to anywhere else (refused)."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.outside = []
+    page.console_errors = []
+    origin = urlsplit(server.url).netloc
+
+    def only_the_server(route):
+        if urlsplit(route.request.url).netloc == origin:
+            route.continue_()
+        else:
+            page.outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_server)
+    page.on(
+        "console",
+        lambda message: message.type == "error" and page.console_errors.append(message.text),
+    )
+    page.goto(server.url)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    with page_on(browser, server) as page:
+        yield page
+
+
+def test_a_one_drawn_in_one_stroke_reads_1(page):
+    draw(page, ONE)
+    assert shown_digit(page, strokes=1) == "1"
+    assert page.outside == [] and page.console_errors == []
+
+
+def test_a_seven_drawn_in_two_strokes_reads_7(page):
+    draw(page, SEVEN[:1])
+    shown_digit(page, strokes=1)  # the first stroke alone gets its own answer
+    draw(page, SEVEN[1:])
+    assert shown_digit(page, strokes=2) == "7"
+    # The answer in full: ten bars, the top one the digit's, and the picture the network saw.
+    bars = page.locator(".reading .bars li")
+    assert bars.count() == 10
+    assert bars.nth(7).get_attribute("class") == "top"
+    assert page.locator(".reading .summary").inner_text().endswith("%)")
+    seen_ink = page.evaluate(
+        "() => document.getElementById('seen').getContext('2d')"
+        ".getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 === 0).reduce((a, b) => a + b)"
+    )
+    assert seen_ink > 0
+    assert page.outside == [] and page.console_errors == []
+
+
+def test_clear_by_keyboard_empties_the_drawing_and_the_answer(page):
+    draw(page, ONE)
+    shown_digit(page, strokes=1)
+    page.keyboard.press("Tab")  # the first stop is the Clear button
+    assert page.evaluate("document.activeElement.id") == "clear"
+    page.keyboard.press("Enter")
+    assert page.locator("#result").get_attribute("data-strokes") == "0"
+    assert page.locator(".reading .digit").inner_text() == ""
+    ink = page.evaluate(
+        "() => { const pad = document.getElementById('pad');"
+        " return pad.getContext('2d').getImageData(0, 0, pad.width, pad.height).data"
+        ".filter(value => value !== 255).length; }"
+    )
+    assert ink == 0
+    page.keyboard.press("Tab")  # then the result, for a screen reader to read out
+    assert page.evaluate("document.activeElement.id") == "result"
+    assert page.locator(".reading .answer").get_attribute("aria-live") == "polite"
+    draw(page, ONE)  # a fresh start: this is the first stroke again
+    assert shown_digit(page, strokes=1) == "1"
+
+
+def test_two_models_read_each_drawing_side_by_side_each_named(browser):
+    # The LiteRT export and the Keras model it came from: two files, the same network.
+    exported, keras_model = REPO / paths.SERVING_MODEL_FILE, REPO / paths.MODEL_FILE
+    with serving(exported, keras_model) as server, page_on(browser, server) as page:
+        draw(page, SEVEN)
+        assert shown_digits(page, strokes=2) == ["7", "7"]
+        first, second = page.locator(".reading .model").all_inner_texts()
+        accuracy = json.loads((REPO / paths.METRICS_FILE).read_text())["test"]["accuracy"]
+        assert first.startswith(str(exported)) and first.endswith(
+            f": test accuracy {100 * accuracy:.1f}%"
+        )
+        assert second.startswith(str(keras_model)) and "accuracy" not in second
+        assert page.locator(".reading .bars li.top").count() == 2
+        assert page.outside == [] and page.console_errors == []

@@ -1,0 +1,73 @@
+"""Drawing on the web page in a real browser, as a person does: pointer down, moves, pointer up.
+
+Used by the browser tests, and run as a script it makes the README's screenshot the same way:
+`make screenshot` (or `PYTHONPATH=. python tests/support/webpage.py docs/web-page.png`).
+"""
+
+import argparse
+from pathlib import Path
+
+from mnist_pipeline.plumbing import paths
+from mnist_pipeline.plumbing.files import atomic_file
+from tests.support.browser import CHROMIUM, FLAGS, INSTALL_HINT
+from tests.support.launch import serving
+
+# Strokes as lists of points, in fractions of the canvas' width and height.
+ONE = [[(0.53, 0.15), (0.47, 0.85)]]
+SEVEN = [[(0.25, 0.2), (0.75, 0.2)], [(0.75, 0.2), (0.42, 0.85)]]
+MOVES_PER_SEGMENT = 12  # pointermove events between two points, as a hand makes them
+ANSWER_TIMEOUT_MS = 60_000  # generous: the machine may be busy; the wait ends at the answer
+
+
+def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
+    """Draw each stroke with the mouse: Chromium turns it into pointer events on the canvas."""
+    box = page.locator("#pad").bounding_box()
+    for stroke in strokes:
+        (x, y), *rest = [
+            (box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in stroke
+        ]
+        page.mouse.move(x, y)
+        page.mouse.down()
+        for x, y in rest:
+            page.mouse.move(x, y, steps=MOVES_PER_SEGMENT)
+        page.mouse.up()
+
+
+def shown_digits(page, strokes: int) -> list[str]:
+    """The digit each model's panel shows once the answer covers `strokes` strokes."""
+    page.locator(f'#result[data-strokes="{strokes}"]').wait_for(timeout=ANSWER_TIMEOUT_MS)
+    return page.locator(".reading .digit").all_inner_texts()
+
+
+def shown_digit(page, strokes: int) -> str:
+    """The digit the page shows, with one model, once its answer covers `strokes` strokes."""
+    [digit] = shown_digits(page, strokes)
+    return digit
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Screenshot the page with a 7 drawn on it.")
+    parser.add_argument("output", type=Path, help="PNG file to write")
+    parser.add_argument(
+        "--model", action="append", help="as mnist-web's (default: the pipeline's model)"
+    )
+    args = parser.parse_args()
+    if CHROMIUM is None:
+        parser.exit(1, f"{parser.prog}: error: {INSTALL_HINT}\n")
+    from playwright.sync_api import sync_playwright
+
+    models = args.model or [str(paths.SERVING_MODEL_FILE)]  # as the command names it
+    with serving(*models) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 900, "height": 600})
+        page.goto(server.url)
+        draw(page, SEVEN)
+        print(f"the page reads {shown_digits(page, strokes=len(SEVEN))}")
+        image = page.screenshot(full_page=True)
+        browser.close()
+    with atomic_file(args.output) as tmp:
+        tmp.write_bytes(image)
+
+
+if __name__ == "__main__":
+    main()
