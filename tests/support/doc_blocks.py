@@ -51,6 +51,7 @@ PAGES = (
     Page("docs/testing.md"),
     Page("docs/web.md", port=8000),
     Page("docs/sharing.md"),
+    Page("docs/sweeps.md"),
 )
 
 # What differs between clones and machines, in a shown output: (pattern, what it stands for).
