@@ -20,6 +20,7 @@ from tests.support.doc_blocks import (
 from tests.support.project import DVC, ENV, ROOT, run
 
 COLUMNS = "120"  # a terminal's width: `dvc exp show` fits it
+MAKE_VARIABLES = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"}
 
 
 def free_port() -> int:
@@ -55,7 +56,10 @@ def play(page: Page, start: Path, folder: Path) -> Path:
     """Run `page`'s console blocks in a copy of the clone `start`; return the copy as it is left."""
     clone = folder / "mnist"
     shutil.copytree(start, clone, symlinks=True)
-    env = {**os.environ, **ENV, "COLUMNS": COLUMNS, "HOME": str(folder / "home")}
+    # A reader's shell: not inside `make test`'s make, whose variables make a nested make print
+    # "Entering directory" lines the docs do not show.
+    outside_make = {k: v for k, v in os.environ.items() if k not in MAKE_VARIABLES}
+    env = {**outside_make, **ENV, "COLUMNS": COLUMNS, "HOME": str(folder / "home")}
     port = None
     if page.port is not None:
         env["PORT"] = str(free := free_port())  # for `make serve`
