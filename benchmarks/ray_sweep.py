@@ -18,31 +18,18 @@ the last commit).
 import argparse
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.support.project import ENV as TEST_ENV
+from benchmarks.sharing import run, run_queue
 from tests.support.project import ROOT
 
-ENV = {**os.environ, **TEST_ENV}  # the stages' `python` and `dvc`; a git identity
-TIMEOUT = 3600  # seconds, for any one step
 RATES, EPOCHS = ["0.0005", "0.002"], ["1", "2"]
 GRID = ["-S", f"train.learning_rate={','.join(RATES)}", "-S", f"train.epochs={','.join(EPOCHS)}"]
 AT_A_TIME = 2
 TRIAL_SECONDS = re.compile(r" done .* in ([\d.]+)s$")
-
-
-def run(repo: Path, *command: str) -> str:
-    """Run `command` in `repo`; stop the benchmark with its output if it fails."""
-    result = subprocess.run(
-        command, cwd=repo, env=ENV, capture_output=True, text=True, timeout=TIMEOUT
-    )
-    if result.returncode != 0:
-        sys.exit(f"ray_sweep: {' '.join(command)} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout + result.stderr
 
 
 def clone(folder: Path, name: str) -> Path:
@@ -67,18 +54,7 @@ def serial(repo: Path) -> float:
 def queued(repo: Path) -> float:
     start = time.perf_counter()
     run(repo, "dvc", "exp", "run", "--queue", *GRID)
-    run(repo, "dvc", "queue", "start", "--jobs", str(AT_A_TIME))
-    try:
-        while {"Queued", "Running"} & set(run(repo, "dvc", "queue", "status").split()):
-            if time.perf_counter() - start > TIMEOUT:
-                sys.exit(f"ray_sweep: the queue did not finish in {TIMEOUT} s")
-            time.sleep(1)
-        seconds = time.perf_counter() - start
-    finally:
-        run(repo, "dvc", "queue", "stop", "--kill")
-    if "Failed" in run(repo, "dvc", "queue", "status").split():
-        sys.exit("ray_sweep: an experiment of the queue failed")
-    return seconds
+    return time.perf_counter() - start + run_queue(repo, AT_A_TIME)
 
 
 def swept(repo: Path) -> tuple[float, list[float]]:

@@ -26,6 +26,7 @@ from tests.support.project import ROOT
 
 ENV = {**os.environ, **TEST_ENV}  # the stages' `python` and `dvc`; a git identity
 TIMEOUT = 1800  # seconds, for any one step
+PROG = Path(sys.argv[0]).stem  # the benchmark running, this one or one importing its helpers
 SWEEP = ["-S", "train.learning_rate=0.0005,0.002", "-S", "train.epochs=1,2"]
 
 
@@ -35,7 +36,7 @@ def run(repo: Path, *command: str) -> str:
         command, cwd=repo, env=ENV, capture_output=True, text=True, timeout=TIMEOUT
     )
     if result.returncode != 0:
-        sys.exit(f"sharing: {' '.join(command)} failed:\n{result.stdout}{result.stderr}")
+        sys.exit(f"{PROG}: {' '.join(command)} failed:\n{result.stdout}{result.stderr}")
     return result.stdout + result.stderr
 
 
@@ -77,19 +78,25 @@ def tracked_size(repo: Path) -> tuple[int, int]:
 def sweep(repo: Path, workers: int) -> float:
     """Queue the grid, run it with `workers` queue workers; seconds from start to all done."""
     run(repo, "dvc", "exp", "run", "--queue", *SWEEP)
+    return run_queue(repo, workers)
+
+
+def run_queue(repo: Path, workers: int) -> float:
+    """Start DVC's queue with `workers` workers and wait until it is empty; the seconds it took.
+    Stops the benchmark if an experiment of the queue failed."""
     start = time.perf_counter()
     run(repo, "dvc", "queue", "start", "--jobs", str(workers))
     try:
         while {"Queued", "Running"} & set(run(repo, "dvc", "queue", "status").split()):
             if time.perf_counter() - start > TIMEOUT:
-                sys.exit(f"sharing: the sweep did not finish in {TIMEOUT} s")
+                sys.exit(f"{PROG}: the queue did not finish in {TIMEOUT} s")
             time.sleep(1)
         seconds = time.perf_counter() - start
     finally:
         run(repo, "dvc", "queue", "stop", "--kill")
     status = run(repo, "dvc", "queue", "status")
     if "Failed" in status.split():
-        sys.exit(f"sharing: an experiment of the sweep failed:\n{status}")
+        sys.exit(f"{PROG}: an experiment of the queue failed:\n{status}")
     return seconds
 
 
