@@ -28,7 +28,7 @@ from sybil import Document, Example, Region, Sybil
 from sybil.parsers.markdown import CodeBlockParser, SkipParser
 from sybil.parsers.markdown.lexers import DirectiveInHTMLCommentLexer
 
-from tests.support.project import BIN, DVC, ROOT, run
+from tests.support.project import BIN, DVC, ROOT, commit_all, run
 
 
 # Each page in reading order, with the state it starts from: `after` is the page whose clone,
@@ -266,9 +266,7 @@ def make_clone(folder: Path, outputs: tuple[str, ...] = ("data", "models")) -> P
         shutil.copy2(ROOT / name, folder / name)
     for name in outputs:
         shutil.copytree(ROOT / name, folder / name, dirs_exist_ok=True)
-    run(folder, "git", "init", "-q", "-b", "main")
-    run(folder, "git", "add", "-A")
-    run(folder, "git", "commit", "-qm", "project")
+    commit_all(folder)
     # The tests' environment as the clone's .venv, which `make` finds installed: no requirements
     # file is newer than its .venv/installed.
     (folder / ".venv").symlink_to(BIN.parent)

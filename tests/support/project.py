@@ -101,10 +101,15 @@ def make_project(folder: Path, mnist_npz: Path, source: Path = ROOT) -> Path:
         fetch={"sources": ["local"], "local_path": str(mnist_npz), "verify_checksums": False},
         train={"epochs": 1},
     )
+    commit_all(folder)
+    return folder
+
+
+def commit_all(folder: Path) -> None:
+    """Make `folder` a git repository whose one commit holds every file there."""
     run(folder, "git", "init", "-q", "-b", "main")
     run(folder, "git", "add", "-A")
     run(folder, "git", "commit", "-qm", "project")
-    return folder
 
 
 def copy_project(template: Path, folder: Path) -> Path:
