@@ -19,7 +19,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterable
@@ -95,14 +94,8 @@ def metric_of(metrics: dict, key: str) -> float:
 
 
 def command(*arguments: str, cwd: Path) -> str:
-    """A git or dvc command's stdout; its failure as one line."""
-    result = subprocess.run(
-        arguments, cwd=cwd, env=trial.environment(), capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        reason = trial.failure_line(result.stdout + result.stderr)
-        raise PipelineError(f"`{' '.join(arguments[:3])}` failed: {reason}")
-    return result.stdout
+    """A git or dvc command's stdout; its failure as one line (a PipelineError)."""
+    return trial.step(list(arguments), cwd, f"`{' '.join(arguments[:3])}` failed")
 
 
 def dvc(*arguments: str, cwd: Path) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_pipeline.plumbing import paths
+from mnist_pipeline.plumbing.errors import PipelineError
 
 # DVC's line when a stage command fails; the stage's own one-line reason is printed above it.
 DVC_STAGE_FAILED = "ERROR: failed to reproduce"
@@ -59,15 +60,17 @@ def environment() -> dict[str, str]:
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-class TrialFailed(Exception):
-    """A step of the trial failed: the message is its one line."""
+class TrialFailed(PipelineError):
+    """A step of the trial (or of the sweep around it) failed: the message is its one line."""
 
 
-def step(command: list[str], cwd: Path, what: str) -> None:
-    """Run one step of the trial; its failure as TrialFailed naming `what` and why."""
+def step(command: list[str], cwd: Path, what: str) -> str:
+    """Run one step of the trial and return its stdout; its failure as TrialFailed naming
+    `what` and why."""
     result = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, text=True)
     if result.returncode != 0:
         raise TrialFailed(f"{what}: {failure_line(result.stdout + result.stderr)}")
+    return result.stdout
 
 
 def dvc(clone: Path, what: str, *arguments: str) -> None:
