@@ -138,6 +138,7 @@ def test_presented_digits_get_the_same_prediction_as_the_originals(synthetic_mod
             "probability",
             "runner_up",
             "runner_up_probability",
+            "unsure",
             "model",
         }
         assert reading["model"] == {

@@ -11,6 +11,8 @@ DVC_LOCK_FILE = Path("dvc.lock")
 
 RAW_DIR = Path("data/raw")  # fetch: the original MNIST arrays, uint8
 PREPARED_DIR = Path("data/prepared")  # preprocess: normalized float32 pixels, one-hot labels
+# The labelled drawings collected from the page and `predict --save` (data/collection.py), in git.
+DRAWINGS_DIR = Path("drawings")
 MODEL_FILE = Path("models/model.keras")  # train: the Keras model, to load and train further
 SERVING_MODEL_FILE = Path("models/model.tflite")  # train: its LiteRT export, what reads digits
 

@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 # Normalized pixels, float32 (N, 784) -> digit probabilities, float32 (N, 10).
 Classifier = Callable[[np.ndarray], np.ndarray]
 
+# A reading whose digit is less probable than this is flagged "not sure this is a digit" (predict,
+# the page): a scribble or a letter still gets the digit it looks most like. The value is chosen
+# from data: docs/collecting.md says how, and what it flags.
+UNSURE_BELOW = 0.9
+
 KERAS_SUFFIX = ".keras"
 # Bytes 4-8 of a LiteRT (TensorFlow Lite) flatbuffer: its file identifier.
 LITERT_IDENTIFIER = b"TFL3"
@@ -32,14 +37,16 @@ LITERT_IDENTIFIER = b"TFL3"
 
 @dataclass(frozen=True)
 class Reading:
-    """What a model made of one digit: the most probable digit and the runner-up."""
+    """What a model made of one digit: the most probable digit and the runner-up, and whether
+    the model is too unsure for the digit to be trusted (UNSURE_BELOW)."""
 
     digit: int
     probability: float
     runner_up: int
     runner_up_probability: float
+    unsure: bool
 
-    def as_dict(self) -> dict[str, int | float]:
+    def as_dict(self) -> dict[str, int | float | bool]:
         """The reading as JSON numbers, probabilities to six places."""
         return {
             key: round(value, 6) if isinstance(value, float) else value
@@ -55,6 +62,7 @@ def top_two(probabilities: np.ndarray) -> Reading:
         probability=float(probabilities[first]),
         runner_up=int(second),
         runner_up_probability=float(probabilities[second]),
+        unsure=bool(probabilities[first] < UNSURE_BELOW),
     )
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mnist_pipeline.plumbing.errors import ModelFileError, PipelineError
+from mnist_pipeline.reading import classifiers
 from mnist_pipeline.reading.classifiers import (
     LiteRTClassifier,
     Reading,
@@ -52,14 +53,26 @@ def models(tmp_path_factory, tiny_mnist):
 
 def test_top_two_names_the_two_most_probable_digits():
     probabilities = np.array([0.05, 0.6, 0.0, 0.25, 0.1, 0, 0, 0, 0, 0], np.float32)
-    assert top_two(probabilities) == Reading(1, pytest.approx(0.6), 3, pytest.approx(0.25))
-    reading = Reading(digit=7, probability=0.12345678, runner_up=1, runner_up_probability=0.1)
+    assert top_two(probabilities) == Reading(
+        1, pytest.approx(0.6), 3, pytest.approx(0.25), unsure=True
+    )
+    reading = Reading(
+        digit=7, probability=0.12345678, runner_up=1, runner_up_probability=0.1, unsure=True
+    )
     assert reading.as_dict() == {
         "digit": 7,
         "probability": 0.123457,
         "runner_up": 1,
         "runner_up_probability": 0.1,
+        "unsure": True,
     }
+
+
+@pytest.mark.parametrize("nudge, unsure", [(0.0, False), (-1e-6, True)])
+def test_a_reading_is_unsure_just_below_the_threshold_and_sure_at_it(nudge, unsure):
+    first = np.float32(classifiers.UNSURE_BELOW + nudge)
+    probabilities = np.array([first, 1 - first] + [0] * 8, np.float32)
+    assert top_two(probabilities).unsure is unsure
 
 
 def test_ties_go_to_the_lower_digit():

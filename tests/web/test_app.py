@@ -43,7 +43,7 @@ from tests.support.pictures import many_page_tiff, png_claiming, seven
 
 REPO = Path(__file__).resolve().parents[2]
 LIMITS = Limits(max_bytes=100_000, max_pixels=1_000_000)
-READING_FIELDS = {"digit", "probability", "runner_up", "runner_up_probability"}
+READING_FIELDS = {"digit", "probability", "runner_up", "runner_up_probability", "unsure"}
 # TestClient's own default, http://testserver, is a name the server refuses (DNS rebinding).
 LOCAL = "http://127.0.0.1:8000"
 
