@@ -61,7 +61,7 @@ bench-sharing: $(VENV)/installed
 
 # An S3 server on 127.0.0.1 to try `dvc push`/`dvc pull` with: it prints the `dvc remote` lines.
 s3-server: $(VENV)/installed
-	$(BIN)/python -m mnist_pipeline.s3_server
+	@$(BIN)/python -m mnist_pipeline.s3_server $(if $(PORT),--port $(PORT))
 
 # Reinstall whenever a requirements file changes. With the extra `cluster` (Ray, for mnist-sweep).
 $(VENV)/installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml

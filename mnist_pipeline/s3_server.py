@@ -4,6 +4,10 @@
 a user whose key may use it (any other key is refused, as on real S3), prints the `dvc remote`
 lines that point this repository at it (all `--local`: nothing lands in git), and serves until
 Ctrl-C or SIGTERM. It keeps everything in memory: what was pushed is gone once it stops.
+
+While it runs, those lines also wait in a file of the user cache that only this user may read,
+and `python -m mnist_pipeline.s3_server --connect` runs them in the repository it is started in:
+how a clone, a script or the docs' test points at the server without copying its new key.
 """
 
 import argparse
@@ -12,13 +16,20 @@ import json
 import logging
 import re
 import secrets
+import shlex
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
-from mnist_pipeline.plumbing import cli
+from mnist_pipeline.plumbing import cli, paths
 from mnist_pipeline.plumbing.errors import PipelineError
+from mnist_pipeline.plumbing.files import atomic_file
 from mnist_pipeline.plumbing.net import listen, port_number
 
 PROG = "s3_server"
@@ -161,20 +172,89 @@ class LocalS3:
 
 
 def main(args: argparse.Namespace) -> None:
+    if args.connect:
+        connect(args.port)
+        return
     # One log line per request is noise unless asked for.
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
     # Block the stop signals before any thread starts, so that every thread inherits the mask
     # and only sigwait below receives them.
     stop_signals = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    with LocalS3(args.host, args.port, args.bucket) as server:
+    port = DEFAULT_PORT if args.port is None else args.port
+    with LocalS3(args.host, port, args.bucket) as server, published(server):
         print("# Point this repository (and each clone) at the server:")
         for command in server.remote_commands():
             print(command)
+        print("# or run them in it with: python -m mnist_pipeline.s3_server --connect")
         print("# Then: dvc push, dvc pull, dvc exp push origin NAME ... Ctrl-C stops the server.")
         print(flush=True)
         received = signal.sigwait(stop_signals)
         log.info("%s: stopping", signal.Signals(received).name)
+
+
+def published_folder() -> Path:
+    """Where running servers keep their `dvc remote` lines for --connect, one file each: a
+    folder of the user cache that only this user may enter (the lines hold the key)."""
+    return paths.user_cache_dir() / "s3-server"
+
+
+@contextlib.contextmanager
+def published(server: LocalS3) -> Iterator[None]:
+    """Keep the server's `dvc remote` lines in its file of published_folder while the block
+    runs."""
+    folder = published_folder()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    path = folder / f"{server.host}-{server.port}.json"
+    lines = {"host": server.host, "port": server.port, "bucket": server.bucket}
+    with atomic_file(path, mode=0o600) as tmp:
+        tmp.write_text(json.dumps({**lines, "commands": server.remote_commands()}))
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def running_servers() -> list[dict]:
+    """The published lines of the servers that still answer (one killed leaves its file)."""
+    found = []
+    for path in sorted(published_folder().glob("*.json")):
+        server = json.loads(path.read_text())
+        try:
+            socket.create_connection((server["host"], server["port"]), timeout=1).close()
+        except OSError:
+            continue
+        found.append(server)
+    return found
+
+
+def connect(port: int | None) -> None:
+    """Run, in the current repository, the `dvc remote` lines of the running server: the only
+    one, or the one on `port`."""
+    servers = [found for found in running_servers() if port in (None, found["port"])]
+    if not servers:
+        on = "" if port is None else f" on port {port}"
+        raise PipelineError(
+            f"no S3 server of this project is running{on}: start one with `make s3-server`"
+        )
+    if len(servers) > 1:
+        ports = ", ".join(str(server["port"]) for server in servers)
+        raise PipelineError(f"S3 servers are running on ports {ports}: name one with --port")
+    (server,) = servers
+    for command in server["commands"]:
+        argv = shlex.split(command)
+        # The `dvc` beside this Python: the one of this environment.
+        argv[0] = str(Path(sys.executable).with_name("dvc"))
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            what = " ".join(argv[1:6])  # up to the setting's name: never the key
+            raise PipelineError(f"dvc {what}: {' '.join(done.stderr.split())}")
+    print(
+        f"remote {REMOTE_NAME} (bucket {server['bucket']} on "
+        f"http://{server['host']}:{server['port']}) is this repository's default, in "
+        ".dvc/config.local"
+    )
 
 
 def bucket_name(text: str) -> str:
@@ -193,10 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
-        "--port", type=port_number, default=DEFAULT_PORT, help="port to listen on (0: any free one)"
+        "--port",
+        type=port_number,
+        help=f"port to listen on (default {DEFAULT_PORT}; 0: any free one); with --connect, the "
+        "server's, where several run",
     )
     parser.add_argument(
         "--bucket", type=bucket_name, default=DEFAULT_BUCKET, help="name of the bucket to create"
+    )
+    parser.add_argument(
+        "--connect",
+        action="store_true",
+        help="start no server: make the one running this repository's default remote (its "
+        "`dvc remote` lines, run here)",
     )
     return parser
 

@@ -2,22 +2,26 @@
 command prints the `dvc remote` lines, refuses a taken port in one line and stops on a signal."""
 
 import itertools
+import os
 import shlex
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from mnist_pipeline.plumbing import paths
 from mnist_pipeline.plumbing.errors import PipelineError
 from mnist_pipeline.s3_server import REGION, LocalS3
-from tests.support.project import ROOT
+from tests.support.project import DVC, ENV, ROOT, run
 
 TIMEOUT = 60  # seconds, for the server command to start or stop
 
@@ -82,14 +86,105 @@ def test_a_taken_port_is_an_error_naming_the_address(taken_port):
         LocalS3(port=taken_port).start()
 
 
-def start_command(*args: str) -> subprocess.Popen:
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path, monkeypatch) -> Path:
+    """The user cache, where a running server keeps its lines for --connect: the test's own."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(paths.CACHE_ENV, str(cache))
+    return cache
+
+
+def start_command(*args: str, cwd: Path = ROOT) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "mnist_pipeline.s3_server", *args],
-        cwd=ROOT,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def instructions(command: subprocess.Popen) -> list[str]:
+    """What the server command prints up to the blank line that ends its instructions."""
+    return list(itertools.takewhile(str.strip, iter(command.stdout.readline, "")))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    run(folder, "git", "init", "-q")
+    run(folder, DVC, "init", "-q")
+    return folder
+
+
+def connect(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return run(
+        repo, sys.executable, "-m", "mnist_pipeline.s3_server", "--connect", *args,
+        check=False, env={**ENV, paths.CACHE_ENV: os.environ[paths.CACHE_ENV]},
+    )  # fmt: skip
+
+
+def test_connect_points_a_repository_at_the_running_server_and_pushes_there(repo, user_cache):
+    port = free_port()
+    command = start_command("--port", str(port), "--bucket", "my-bucket")
+    guard = threading.Timer(TIMEOUT, command.kill)
+    guard.start()
+    try:
+        printed = instructions(command)
+        # The lines wait where only this user may read them (they hold the key).
+        published = user_cache / "s3-server" / f"127.0.0.1-{port}.json"
+        assert stat.S_IMODE(published.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(published.stat().st_mode) == 0o600
+        assert "python -m mnist_pipeline.s3_server --connect" in printed[-2]
+        done = connect(repo)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == (
+            f"remote local-s3 (bucket my-bucket on http://127.0.0.1:{port}) is this "
+            "repository's default, in .dvc/config.local\n"
+        )
+        (repo / "drawing.txt").write_text("pushed through --connect\n")
+        run(repo, DVC, "add", "-q", "drawing.txt")
+        run(repo, DVC, "push", "-q")
+        keys = {line.split()[-2]: line.split()[-1] for line in printed if " modify " in line}
+        client = boto3.client(
+            "s3",
+            endpoint_url=keys["endpointurl"],
+            region_name=REGION,
+            aws_access_key_id=keys["access_key_id"],
+            aws_secret_access_key=keys["secret_access_key"],
+        )
+        assert client.list_objects_v2(Bucket="my-bucket")["KeyCount"] == 1
+    finally:
+        command.send_signal(signal.SIGTERM)
+        command.communicate(timeout=TIMEOUT)
+        guard.cancel()
+    assert not published.exists()  # gone with the server
+    refused = connect(repo, "--port", str(port))
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        f"s3_server: error: no S3 server of this project is running on port {port}: start one "
+        "with `make s3-server`\n",
+    )
+
+
+def test_connect_after_a_killed_server_says_none_is_running(repo, user_cache):
+    port = free_port()
+    command = start_command("--port", str(port))
+    instructions(command)
+    command.kill()  # no chance to remove its lines
+    command.communicate(timeout=TIMEOUT)
+    assert (user_cache / "s3-server" / f"127.0.0.1-{port}.json").exists()
+    refused = connect(repo, "--port", str(port))
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "no S3 server of this project is running on port" in refused.stderr
+    assert not (repo / ".dvc" / "config.local").exists()
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -98,8 +193,7 @@ def test_the_command_prints_remote_lines_that_work_and_stops_cleanly_on_a_signal
     guard = threading.Timer(TIMEOUT, command.kill)  # bounds the reads below
     guard.start()
     try:
-        # Up to the blank line that ends the instructions (or the command's exit).
-        printed = itertools.takewhile(str.strip, iter(command.stdout.readline, ""))
+        printed = instructions(command)
         lines = [shlex.split(line) for line in printed if line.startswith("dvc ")]
         settings = {line[-2]: line[-1] for line in lines[1:]}
         client = boto3.client(
@@ -132,3 +226,24 @@ def test_the_command_on_a_taken_port_fails_with_one_line(taken_port):
     assert stderr == f"s3_server: error: cannot listen on 127.0.0.1:{taken_port}: " + (
         "Address already in use\n"
     )
+
+
+def test_connect_with_two_servers_running_asks_which_and_takes_the_one_named(repo):
+    ports = sorted([free_port(), free_port()])
+    commands = [start_command("--port", str(port)) for port in ports]
+    try:
+        for command in commands:
+            instructions(command)
+        both = connect(repo)
+        assert (both.returncode, both.stderr) == (
+            1,
+            f"s3_server: error: S3 servers are running on ports {ports[0]}, {ports[1]}: name one "
+            "with --port\n",
+        )
+        assert connect(repo, "--port", str(ports[1])).returncode == 0
+        endpoint = run(repo, DVC, "config", "--local", "remote.local-s3.endpointurl").stdout.strip()
+    finally:
+        for command in commands:
+            command.send_signal(signal.SIGTERM)
+            command.communicate(timeout=TIMEOUT)
+    assert endpoint == f"http://127.0.0.1:{ports[1]}"

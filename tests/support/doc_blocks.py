@@ -50,7 +50,7 @@ PAGES = (
     Page("docs/reproducibility.md"),
     Page("docs/testing.md"),
     Page("docs/web.md", port=8000),
-    Page("docs/sharing.md"),
+    Page("docs/sharing.md", port=9000),
     Page("docs/sweeps.md"),
 )
 
@@ -107,7 +107,9 @@ def expected_pattern(shown: list[str]) -> re.Pattern[str]:
 
 
 def shown_matches(shown: list[str], printed: str) -> bool:
-    lines = "".join(line.rstrip() + "\n" for line in printed.splitlines())
+    """Whether `printed` is the output `shown`, blank lines at its end aside (as steps drops
+    them from the shown output)."""
+    lines = "".join(line.rstrip() + "\n" for line in printed.rstrip().splitlines())
     return expected_pattern(shown).fullmatch(lines) is not None
 
 
