@@ -59,7 +59,8 @@ bench-web: $(VENV)/installed
 bench-sharing: $(VENV)/installed
 	$(BIN)/python -m benchmarks.sharing
 
-# An S3 server on 127.0.0.1 to try `dvc push`/`dvc pull` with: it prints the `dvc remote` lines.
+# An S3 server on 127.0.0.1 to try `dvc push`/`dvc pull` with: it prints the `dvc remote` lines
+# (PORT=N listens on another port).
 s3-server: $(VENV)/installed
 	@$(BIN)/python -m mnist_pipeline.s3_server $(if $(PORT),--port $(PORT))
 
