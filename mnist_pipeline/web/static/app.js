@@ -1,6 +1,8 @@
 // Draw on the canvas with pointer events (mouse, pen or finger); after each stroke send the
 // canvas as a PNG to /api/predict and show each model's answer (one, or two side by side). Only
-// the latest drawing's answer is shown.
+// the latest drawing's answer is shown. Where the server collects drawings (mnist-web --collect),
+// each answer is followed by "Right" and "It is a 0-9", which send the picture the network was
+// given to /api/collect with its digit.
 "use strict";
 
 const INK_WIDTH = 18; // px on the 280 px canvas: about MNIST's stroke width for a full-size digit
@@ -9,7 +11,11 @@ const pad = document.getElementById("pad");
 const pen = pad.getContext("2d");
 const result = document.getElementById("result");
 const seen = document.getElementById("seen").getContext("2d");
+const collect = document.getElementById("collect");
+const collected = document.getElementById("collected");
 let panels = []; // one per model the server reads with, in its order
+let collecting = false; // whether the server collects drawings (its health says)
+let shown = null; // the answer shown, if any: what "Right" and "It is a" file
 
 let strokes = 0; // strokes on the canvas since it was last cleared
 let activePointer = null; // the pointer drawing the current stroke, if any
@@ -59,6 +65,7 @@ function clearDrawing() {
   latestRequest += 1;
   seen.clearRect(0, 0, 28, 28);
   panels.forEach(emptyPanel);
+  offerToCollect(null);
   result.dataset.strokes = "0";
 }
 
@@ -143,6 +150,43 @@ function showReadings(answer) {
     showBars(panel, reading.probabilities, reading.digit);
   });
   showInput(answer.input);
+  offerToCollect(answer);
+}
+
+// The collect controls, for the answer shown (null: none, and no controls).
+function offerToCollect(answer) {
+  shown = answer;
+  collect.hidden = !(collecting && answer);
+  collected.textContent = "";
+  delete collected.dataset.outcome;
+}
+
+// File the picture the network was given as `label`; "Right" files it as the first model's digit.
+async function collectAs(label) {
+  const answer = shown;
+  let message;
+  collected.textContent = "Saving…";
+  try {
+    const response = await fetch("api/collect", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ input: answer.input, label }),
+    });
+    const body = await response.json();
+    if (response.ok) {
+      const was = body.outcome === "relabelled" ? ` (was a ${body.relabelled_from})` : "";
+      const already = body.outcome === "already collected" ? "Already saved" : "Saved";
+      message = `${already} as a ${label}${was}: ${body.path}`;
+      collected.dataset.outcome = body.outcome;
+    } else {
+      message = `Not saved: ${body.error || `${response.status} ${response.statusText}`}`;
+      collected.dataset.outcome = "refused";
+    }
+  } catch (error) {
+    message = `Not saved: the server did not answer (${error.message})`;
+    collected.dataset.outcome = "refused";
+  }
+  if (answer === shown) collected.textContent = message; // else the drawing has changed
 }
 
 function showError(message) {
@@ -155,6 +199,7 @@ function showError(message) {
 
 async function readDrawing(strokeCount) {
   const request = ++latestRequest;
+  offerToCollect(null); // the answer shown is not this drawing's any more
   const png = await new Promise((resolve) => pad.toBlob(resolve, "image/png"));
   let reading = null;
   let failure = null;
@@ -178,12 +223,23 @@ async function readDrawing(strokeCount) {
 }
 
 document.getElementById("clear").addEventListener("click", clearDrawing);
+document.getElementById("right").addEventListener("click", () => collectAs(shown.readings[0].digit));
+const labels = document.getElementById("labels");
+for (let digit = 0; digit < 10; digit++) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = String(digit);
+  button.setAttribute("aria-label", `It is a ${digit}`);
+  button.addEventListener("click", () => collectAs(digit));
+  labels.append(" ", button);
+}
 clearDrawing();
 
 // A panel for each model the server reads with; answers wait for them.
 const panelsMade = fetch("api/health")
   .then((response) => response.json())
   .then((health) => {
+    collecting = health.collecting;
     panels = health.models.map(makePanel);
     panels.forEach(emptyPanel);
   });
