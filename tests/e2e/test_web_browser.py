@@ -3,15 +3,13 @@
 Drawn with the mouse, which Chromium delivers to the page as pointer events, as a person draws.
 """
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from mnist_pipeline.plumbing import paths
+from tests.support.browser import page_on
 from tests.support.launch import serving
 from tests.support.webpage import ONE, SEVEN, draw, shown_digit, shown_digits
 
@@ -27,34 +25,6 @@ pytestmark = pytest.mark.skipif(
 def server():
     with serving(REPO / paths.SERVING_MODEL_FILE) as running:
         yield running
-
-
-@contextlib.contextmanager
-def page_on(browser, server) -> Iterator[object]:
-    """A fresh page on `server`; `page.outside` lists requests to anywhere else (refused)."""
-    context = browser.new_context()
-    page = context.new_page()
-    page.outside = []
-    page.console_errors = []
-    origin = urlsplit(server.url).netloc
-
-    def only_the_server(route):
-        if urlsplit(route.request.url).netloc == origin:
-            route.continue_()
-        else:
-            page.outside.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", only_the_server)
-    page.on(
-        "console",
-        lambda message: message.type == "error" and page.console_errors.append(message.text),
-    )
-    page.goto(server.url)
-    try:
-        yield page
-    finally:
-        context.close()
 
 
 @pytest.fixture

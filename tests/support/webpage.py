@@ -19,8 +19,9 @@ MOVES_PER_SEGMENT = 12  # pointermove events between two points, as a hand makes
 ANSWER_TIMEOUT_MS = 60_000  # generous: the machine may be busy; the wait ends at the answer
 
 
-def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
-    """Draw each stroke with the mouse: Chromium turns it into pointer events on the canvas."""
+def draw(page, strokes: list[list[tuple[float, float]]], moves: int = MOVES_PER_SEGMENT) -> None:
+    """Draw each stroke with the mouse, `moves` pointer moves from each of its points to the
+    next: Chromium turns them into pointer events on the canvas."""
     box = page.locator("#pad").bounding_box()
     for stroke in strokes:
         (x, y), *rest = [
@@ -29,7 +30,7 @@ def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
         page.mouse.move(x, y)
         page.mouse.down()
         for x, y in rest:
-            page.mouse.move(x, y, steps=MOVES_PER_SEGMENT)
+            page.mouse.move(x, y, steps=moves)
         page.mouse.up()
 
 
