@@ -54,6 +54,7 @@ function makePanel(model, index) {
     answer: panel.querySelector(".answer"),
     digit: panel.querySelector(".digit"),
     summary: panel.querySelector(".summary"),
+    unsure: panel.querySelector(".unsure"),
     rows,
   };
 }
@@ -71,9 +72,25 @@ function clearDrawing() {
 
 function emptyPanel(panel) {
   showBars(panel, new Array(10).fill(0), null);
-  panel.answer.classList.remove("error");
-  panel.digit.textContent = "";
-  panel.summary.textContent = "Nothing drawn yet.";
+  showAnswer(panel, "", "Nothing drawn yet.");
+}
+
+// A panel's answer: the digit, the line beside it, and whether the model is unsure of it.
+function showAnswer(panel, digit, summary, { error = false, unsure = false } = {}) {
+  panel.answer.classList.toggle("error", error);
+  panel.answer.classList.remove("pending");
+  panel.digit.textContent = digit;
+  panel.summary.textContent = summary;
+  panel.unsure.hidden = !unsure;
+}
+
+// An answer is on its way: said at once, the last answer dimmed until it comes (the network
+// may take a second on a busy machine, and "Nothing drawn yet" beside a drawing is wrong).
+function showPending() {
+  for (const panel of panels) {
+    showAnswer(panel, panel.digit.textContent, "Reading…");
+    panel.answer.classList.add("pending");
+  }
 }
 
 function canvasPoint(event) {
@@ -142,11 +159,10 @@ function showInput(pixels) {
 function showReadings(answer) {
   answer.readings.forEach((reading, index) => {
     const panel = panels[index];
-    panel.answer.classList.remove("error");
-    panel.digit.textContent = String(reading.digit);
-    panel.summary.textContent =
+    const summary =
       `${percent(reading.probability)} sure; ` +
       `runner-up ${reading.runner_up} (${percent(reading.runner_up_probability)})`;
+    showAnswer(panel, String(reading.digit), summary, { unsure: reading.unsure });
     showBars(panel, reading.probabilities, reading.digit);
   });
   showInput(answer.input);
@@ -191,15 +207,14 @@ async function collectAs(label) {
 
 function showError(message) {
   for (const panel of panels) {
-    panel.answer.classList.add("error");
-    panel.digit.textContent = "?";
-    panel.summary.textContent = `Could not read the drawing: ${message}`;
+    showAnswer(panel, "?", `Could not read the drawing: ${message}`, { error: true });
   }
 }
 
 async function readDrawing(strokeCount) {
   const request = ++latestRequest;
   offerToCollect(null); // the answer shown is not this drawing's any more
+  showPending();
   const png = await new Promise((resolve) => pad.toBlob(resolve, "image/png"));
   let reading = null;
   let failure = null;
@@ -242,4 +257,5 @@ const panelsMade = fetch("api/health")
     collecting = health.collecting;
     panels = health.models.map(makePanel);
     panels.forEach(emptyPanel);
+    if (strokes > 0) showPending(); // drawn on before the panels were made: its answer waits
   });
