@@ -178,9 +178,13 @@ function offerToCollect(answer) {
 }
 
 // File the picture the network was given as `label`; "Right" files it as the first model's digit.
+// `data-outcome` says the server's answer once it is shown: added, already collected,
+// relabelled, or refused.
 async function collectAs(label) {
   const answer = shown;
+  let outcome = "refused";
   let message;
+  delete collected.dataset.outcome;
   collected.textContent = "Saving…";
   try {
     const response = await fetch("api/collect", {
@@ -190,25 +194,19 @@ async function collectAs(label) {
     });
     const body = await response.json();
     if (response.ok) {
-      const was = body.outcome === "relabelled" ? ` (was a ${body.relabelled_from})` : "";
-      const already = body.outcome === "already collected" ? "Already saved" : "Saved";
+      outcome = body.outcome;
+      const was = outcome === "relabelled" ? ` (was a ${body.relabelled_from})` : "";
+      const already = outcome === "already collected" ? "Already saved" : "Saved";
       message = `${already} as a ${label}${was}: ${body.path}`;
-      collected.dataset.outcome = body.outcome;
     } else {
       message = `Not saved: ${body.error || `${response.status} ${response.statusText}`}`;
-      collected.dataset.outcome = "refused";
     }
   } catch (error) {
     message = `Not saved: the server did not answer (${error.message})`;
-    collected.dataset.outcome = "refused";
   }
-  if (answer === shown) collected.textContent = message; // else the drawing has changed
-}
-
-function showError(message) {
-  for (const panel of panels) {
-    showAnswer(panel, "?", `Could not read the drawing: ${message}`, { error: true });
-  }
+  if (answer !== shown) return; // the drawing has changed since
+  collected.textContent = message;
+  collected.dataset.outcome = outcome;
 }
 
 async function readDrawing(strokeCount) {
