@@ -140,6 +140,12 @@ def with_pixel(value: object) -> list[list[object]]:
         ({"input": picture(3), "label": 1, "name": "x"}, "expected {"),
         ([picture(3), 1], "expected {"),
     ],
+    ids=[
+        *("label-" + name for name in ("-1", "10", "text", "float", "bool", "null")),
+        *("pixel-" + name for name in ("256", "-1", "float", "bool")),
+        *("input-" + name for name in ("27-rows", "29-columns", "text")),
+        *("body-" + name for name in ("no-label", "another-key", "a-list")),
+    ],
 )
 def test_a_bad_label_or_picture_is_a_422_and_nothing_is_written(client, folder, document, message):
     response = post(client, document)
