@@ -88,6 +88,18 @@ def test_a_corrected_drawing_is_filed_under_the_digit_given_and_right_files_the_
         assert page.outside == [] and page.console_errors == []
 
 
+def test_a_refusal_is_shown_as_the_servers_one_line(browser, server, folder):
+    refusal = f"{folder}: collection full (10,000 drawings, the limit)"
+    with page_on(browser, server) as page:
+        page.route(
+            "**/api/collect", lambda route: route.fulfill(status=507, json={"error": refusal})
+        )
+        draw(page, ONE)
+        shown_digit(page, strokes=1)
+        assert file_with(page, "Right") == f"Not saved: {refusal}"
+        assert page.locator("#collected").get_attribute("data-outcome") == "refused"
+
+
 def test_without_collect_the_page_shows_no_collect_controls(browser):
     with serving(REPO / paths.SERVING_MODEL_FILE) as server, page_on(browser, server) as page:
         draw(page, SEVEN)
