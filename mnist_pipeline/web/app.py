@@ -1,7 +1,8 @@
 """The FastAPI application, for one model or two side by side: the page's static files, its JSON
-API under /api (page_api.py) and TensorFlow Serving's REST API under /v1 (tf_serving.py), both
-answered by one Reader (service.py). Every error is JSON, `{"error": "<one line>"}`. Only
-requests whose Host header names this server are answered (HostRule).
+API under /api (page_api.py; collect_api.py, which files drawings with --collect) and TensorFlow
+Serving's REST API under /v1 (tf_serving.py), both answered by one Reader (service.py). Every
+error is JSON, `{"error": "<one line>"}`. Only requests whose Host header names this server are
+answered (HostRule).
 """
 
 import ipaddress
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,7 +21,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from mnist_pipeline.plumbing.errors import one_line
-from mnist_pipeline.web import page_api, tf_serving
+from mnist_pipeline.web import collect_api, page_api, tf_serving
 from mnist_pipeline.web.client_bounds import BodyLimits
 from mnist_pipeline.web.limits import Limits
 from mnist_pipeline.web.served import ServedModel
@@ -95,13 +96,16 @@ def create_app(
     models: Sequence[ServedModel],
     limits: Limits = Limits(),
     host: str = "127.0.0.1",
+    collection: Path | None = None,
 ) -> FastAPI:
     """The application around already loaded models (web.served.serve), for a server listening
-    on `host` (`mnist-web --host`), whose names it answers to (HostRule)."""
+    on `host` (`mnist-web --host`), whose names it answers to (HostRule); collecting drawings in
+    the folder `collection` (`mnist-web --collect`), if one is given."""
     # No generated docs or schema: nothing but the page's own files and its API is served.
     app = FastAPI(title="MNIST digit reader", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.reader = Reader(models, limits)
     app.state.hosts = HostRule.serving(host)
+    app.state.collection = collection
     app.add_exception_handler(StarletteHTTPException, error_as_json)
     app.add_exception_handler(ClientDisconnect, client_gone)
     # Added first, so innermost: a refused Host takes no body's place, and a 503 or 408 gets the
@@ -112,7 +116,10 @@ def create_app(
     # Each API under its own mount, so that a wrong method on an API route is that route's 405,
     # naming the right ones; otherwise the page's mount at "/", which matches every path, would
     # answer it.
-    app.mount("/api", page_api.router, name="api")
+    api = APIRouter()
+    for router in (page_api.router, collect_api.router):
+        api.include_router(router)
+    app.mount("/api", api, name="api")
     app.mount("/v1", tf_serving.router, name="tf-serving")
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")
     return app

@@ -24,6 +24,9 @@ class Limits:
     # TensorFlow Serving's predict: digits per request, and the JSON that holds that many.
     max_instances: int = 1000
     max_json_bytes: int = 20_000_000
+    # A collected drawing (POST /api/collect): 28 rows of 28 pixels as JSON, some 3 KB from the
+    # page, room for spaces.
+    max_collect_bytes: int = 16_384
     # A request line and its headers, in bytes: h11's own default, said here; a browser's are
     # under 2 KB. Over it, uvicorn answers 400.
     max_header_bytes: int = 16_384

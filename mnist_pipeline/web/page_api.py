@@ -1,4 +1,5 @@
-"""The page's JSON API, under /api: GET /api/health says the server is up and names its models;
+"""The page's JSON API, under /api: GET /api/health says the server is up, names its models and
+says whether it collects drawings (--collect: the page then offers to);
 POST /api/predict takes a picture (the page sends its canvas as a PNG) and answers with the 28x28
 picture the network saw (`input`) and each model's reading (`readings`: `predict --json`'s fields,
 the ten probabilities, and the model)."""
@@ -13,8 +14,14 @@ router = APIRouter()
 
 
 @router.api_route("/health", methods=["GET", "HEAD"])
-async def health(service: Annotated[Reader, Depends(reader)]) -> dict[str, object]:
-    return {"status": "ok", "models": [model.describe() for model in service.models]}
+async def health(
+    request: Request, service: Annotated[Reader, Depends(reader)]
+) -> dict[str, object]:
+    return {
+        "status": "ok",
+        "models": [model.describe() for model in service.models],
+        "collecting": request.app.state.collection is not None,
+    }
 
 
 @router.post("/predict")

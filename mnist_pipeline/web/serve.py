@@ -2,7 +2,8 @@
 
 Open the printed address in a browser, draw a digit, and see what the network reads after each
 stroke: the digit, the probability of each of the ten, and the 28x28 picture it was given. Give
---model twice to see two models' readings side by side. The same server answers TensorFlow
+--model twice to see two models' readings side by side; with --collect DIR, tell the page the
+right digit and it files the drawing in DIR. The same server answers TensorFlow
 Serving's REST API under /v1 (docs/web.md).
 """
 
@@ -10,9 +11,11 @@ import argparse
 import ipaddress
 import logging
 import socket
+from pathlib import Path
 
 import numpy as np
 
+from mnist_pipeline.data import collection
 from mnist_pipeline.data.preprocessing import INPUT_SIZE
 from mnist_pipeline.plumbing import cli, paths
 from mnist_pipeline.plumbing.errors import PipelineError
@@ -42,6 +45,8 @@ def main(args: argparse.Namespace) -> int:
     sources = [registry.resolve(reference) for reference in references]
     if len({source.md5 for source in sources}) < len(sources):
         raise PipelineError("--model: the same model twice; name two different ones")
+    if args.collect is not None:
+        check_collection_folder(args.collect)
     sock = listen(args.host, args.port)
     warn_if_reachable(sock, args.host)
     memory.use_one_arena()  # before any thread allocates
@@ -57,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
     for model in models:
         model.classifier(np.zeros((1, INPUT_SIZE), dtype=np.float32))
     limits = Limits()
-    app = create_app(models, limits, host=args.host)
+    app = create_app(models, limits, host=args.host, collection=args.collect)
     # uvicorn's line per request, and its warnings (a malformed request); its lines about its
     # start and stop (uvicorn.error's INFO) only with --verbose: ours say when it serves.
     logging.getLogger("uvicorn").setLevel(logging.DEBUG if args.verbose else logging.INFO)
@@ -65,6 +70,8 @@ def main(args: argparse.Namespace) -> int:
     server = uvicorn.Server(server_config(app, limits))
     labels = " and ".join(model.label for model in models)
     log.info("serving %s for %s; Ctrl-C stops", url_of(sock), labels)
+    if args.collect is not None:
+        log.info("collecting labelled drawings in %s", args.collect)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
@@ -72,6 +79,14 @@ def main(args: argparse.Namespace) -> int:
         # uvicorn raises the signal again once it has shut down (Kludex/uvicorn#1600, 0.29).
         log.info("stopped")
     return 0
+
+
+def check_collection_folder(folder: Path) -> None:
+    """Refuse a --collect folder that cannot be a collection: a file, or one holding a stray
+    file (it would be refused at the first drawing, or break the pipeline's reading of it)."""
+    if folder.exists() and not folder.is_dir():
+        raise PipelineError(f"--collect {folder}: not a folder")
+    collection.collection_entries(folder)
 
 
 def warn_if_reachable(sock: socket.socket, host: str) -> None:
@@ -98,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"port to listen on (default: {DEFAULT_PORT}; 0: any free port)",
     )
     cli.add_model_option(parser, repeatable=True)
+    parser.add_argument(
+        "--collect",
+        type=Path,
+        metavar="DIR",
+        help="let the page file each drawing with its right digit in DIR (a folder per digit; "
+        "docs/web.md#collecting-drawings); off by default",
+    )
     return parser
 
 

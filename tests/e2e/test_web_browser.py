@@ -3,17 +3,17 @@
 Drawn with the mouse, which Chromium delivers to the page as pointer events, as a person draws.
 """
 
-import contextlib
 import json
-from collections.abc import Iterator
+import re
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import expect
 
 from mnist_pipeline.plumbing import paths
+from tests.support.browser import page_on
 from tests.support.launch import serving
-from tests.support.webpage import ONE, SEVEN, draw, shown_digit, shown_digits
+from tests.support.webpage import ANSWER_TIMEOUT_MS, ONE, SEVEN, draw, shown_digit, shown_digits
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,34 +27,6 @@ pytestmark = pytest.mark.skipif(
 def server():
     with serving(REPO / paths.SERVING_MODEL_FILE) as running:
         yield running
-
-
-@contextlib.contextmanager
-def page_on(browser, server) -> Iterator[object]:
-    """A fresh page on `server`; `page.outside` lists requests to anywhere else (refused)."""
-    context = browser.new_context()
-    page = context.new_page()
-    page.outside = []
-    page.console_errors = []
-    origin = urlsplit(server.url).netloc
-
-    def only_the_server(route):
-        if urlsplit(route.request.url).netloc == origin:
-            route.continue_()
-        else:
-            page.outside.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", only_the_server)
-    page.on(
-        "console",
-        lambda message: message.type == "error" and page.console_errors.append(message.text),
-    )
-    page.goto(server.url)
-    try:
-        yield page
-    finally:
-        context.close()
 
 
 @pytest.fixture
@@ -122,3 +94,77 @@ def test_two_models_read_each_drawing_side_by_side_each_named(browser):
         assert second.startswith(str(keras_model)) and "accuracy" not in second
         assert page.locator(".reading .bars li.top").count() == 2
         assert page.outside == [] and page.console_errors == []
+
+
+# --- while an answer is on its way, and when the model is unsure ---------------------------------
+
+
+class Held:
+    """Requests to the page's API held back, each answered once the test lets it through."""
+
+    def __init__(self, page, *paths: str) -> None:
+        self.page, self.routes = page, []
+        for path in paths:
+            page.route(f"**/api/{path}", self.hold)
+
+    def hold(self, route) -> None:  # Playwright takes no builtin (list.append) as a handler
+        self.routes.append(route)
+
+    def release(self, path: str) -> None:
+        """Let the held request to `path` through, waiting for it to be made if need be."""
+        for _ in range(ANSWER_TIMEOUT_MS // 50):
+            if waiting := [r for r in self.routes if r.request.url.endswith(f"/api/{path}")]:
+                self.routes.remove(waiting[0])
+                waiting[0].continue_()
+                return
+            self.page.wait_for_timeout(50)  # the browser's events are handled meanwhile
+        raise AssertionError(f"the page asked nothing of /api/{path}")
+
+
+def test_while_a_reading_is_on_its_way_the_page_says_reading(page):
+    # The page as loaded, its health answered: none of its requests is held below.
+    expect(page.locator(".reading .summary")).to_have_text("Nothing drawn yet.")
+    held = Held(page, "health", "predict")
+    page.reload()
+    draw(page, ONE)  # before the page knows its models: no panel yet
+    held.release("health")
+    # The panel made once the models are known says the drawing is being read.
+    expect(page.locator(".reading .summary")).to_have_text("Reading…")
+    expect(page.locator(".reading .answer")).to_have_class(re.compile(r"\bpending\b"))
+    held.release("predict")
+    assert shown_digit(page, strokes=1) == "1"
+    expect(page.locator(".reading .summary")).to_have_text(re.compile(r"% sure; runner-up"))
+    expect(page.locator(".reading .answer")).not_to_have_class(re.compile(r"\bpending\b"))
+    # The next stroke: its answer is awaited beside the last digit, never "Nothing drawn yet".
+    draw(page, [[(0.3, 0.5), (0.7, 0.5)]])
+    expect(page.locator(".reading .summary")).to_have_text("Reading…")
+    expect(page.locator(".reading .digit")).to_have_text("1")
+    held.release("predict")
+    shown_digit(page, strokes=2)
+    expect(page.locator(".reading .summary")).not_to_have_text("Reading…")
+
+
+def answering_unsure(unsure: bool):
+    """A route handler: the server's own answer, with each reading's `unsure` set so."""
+
+    def answer(route):
+        response = route.fetch()
+        body = response.json()
+        for reading in body["readings"]:
+            reading["unsure"] = unsure
+        route.fulfill(response=response, json=body)
+
+    return answer
+
+
+@pytest.mark.parametrize("unsure", [True, False])
+def test_an_unsure_reading_says_not_sure_this_is_a_digit(page, unsure):
+    page.route("**/api/predict", answering_unsure(unsure))
+    draw(page, ONE)
+    assert shown_digit(page, strokes=1) == "1"  # the digit is shown either way
+    note = page.locator(".reading .unsure")
+    assert note.is_visible() == unsure
+    if unsure:
+        assert note.inner_text() == "Not sure this is a digit."
+    page.get_by_role("button", name="Clear").click()
+    assert note.is_hidden()

@@ -4,8 +4,10 @@ Debian's `chromium` package driven by Playwright (never a browser download, whic
 a machine without general internet access). Where it is not installed, the tests that need it skip.
 """
 
+import contextlib
 import shutil
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -34,3 +36,31 @@ def browser() -> Iterator[object]:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield chromium
         chromium.close()
+
+
+@contextlib.contextmanager
+def page_on(browser, server) -> Iterator[object]:
+    """A fresh page on `server`; `page.outside` lists requests to anywhere else (refused)."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.outside = []
+    page.console_errors = []
+    origin = urlsplit(server.url).netloc
+
+    def only_the_server(route):
+        if urlsplit(route.request.url).netloc == origin:
+            route.continue_()
+        else:
+            page.outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_server)
+    page.on(
+        "console",
+        lambda message: message.type == "error" and page.console_errors.append(message.text),
+    )
+    page.goto(server.url)
+    try:
+        yield page
+    finally:
+        context.close()

@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,15 +29,17 @@ class Server:
 @contextlib.contextmanager
 def serving(
     *models: Path | str,
+    options: Sequence[str] = (),
     cwd: Path = PACKAGE_PARENT,
     env: dict[str, str] | None = None,
     start_timeout: float = 180,
 ) -> Iterator[Server]:
     """Start the server on 127.0.0.1 for `models` (files, or references as --model takes them,
-    resolved in `cwd`), yield it once it listens, then stop it."""
-    options = [f"--model={m.resolve() if isinstance(m, Path) else m}" for m in models]
+    resolved in `cwd`) with the command's other `options` (`--collect DIR`), yield it once it
+    listens, then stop it."""
+    model_options = [f"--model={m.resolve() if isinstance(m, Path) else m}" for m in models]
     process = subprocess.Popen(
-        [sys.executable, "-m", "mnist_pipeline.web", "--port=0", *options],
+        [sys.executable, "-m", "mnist_pipeline.web", "--port=0", *model_options, *options],
         cwd=cwd,
         env=env,
         stderr=subprocess.PIPE,

@@ -1,7 +1,8 @@
 """Drawing on the web page in a real browser, as a person does: pointer down, moves, pointer up.
 
 Used by the browser tests, and run as a script it makes the README's screenshot the same way:
-`make screenshot` (or `PYTHONPATH=. python tests/support/webpage.py docs/web-page.png`).
+`make screenshot` (or `PYTHONPATH=. python tests/support/webpage.py docs/web-page.png`); with
+`--collect DIR`, docs/web.md's of the page collecting.
 """
 
 import argparse
@@ -19,8 +20,9 @@ MOVES_PER_SEGMENT = 12  # pointermove events between two points, as a hand makes
 ANSWER_TIMEOUT_MS = 60_000  # generous: the machine may be busy; the wait ends at the answer
 
 
-def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
-    """Draw each stroke with the mouse: Chromium turns it into pointer events on the canvas."""
+def draw(page, strokes: list[list[tuple[float, float]]], moves: int = MOVES_PER_SEGMENT) -> None:
+    """Draw each stroke with the mouse, `moves` pointer moves from each of its points to the
+    next: Chromium turns them into pointer events on the canvas."""
     box = page.locator("#pad").bounding_box()
     for stroke in strokes:
         (x, y), *rest = [
@@ -29,7 +31,7 @@ def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
         page.mouse.move(x, y)
         page.mouse.down()
         for x, y in rest:
-            page.mouse.move(x, y, steps=MOVES_PER_SEGMENT)
+            page.mouse.move(x, y, steps=moves)
         page.mouse.up()
 
 
@@ -51,18 +53,26 @@ def main() -> None:
     parser.add_argument(
         "--model", action="append", help="as mnist-web's (default: the pipeline's model)"
     )
+    parser.add_argument(
+        "--collect", type=Path, metavar="DIR", help="as mnist-web's; the 7 is then filed (Right)"
+    )
     args = parser.parse_args()
     if CHROMIUM is None:
         parser.exit(1, f"{parser.prog}: error: {INSTALL_HINT}\n")
     from playwright.sync_api import sync_playwright
 
     models = args.model or [str(paths.SERVING_MODEL_FILE)]  # as the command names it
-    with serving(*models) as server, sync_playwright() as playwright:
+    options = ["--collect", str(args.collect)] if args.collect else []
+    with serving(*models, options=options) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 900, "height": 600})
         page.goto(server.url)
         draw(page, SEVEN)
         print(f"the page reads {shown_digits(page, strokes=len(SEVEN))}")
+        if args.collect:
+            page.get_by_role("button", name="Right", exact=True).click()
+            page.locator("#collected[data-outcome]").wait_for(timeout=ANSWER_TIMEOUT_MS)
+            print(page.locator("#collected").inner_text())
         image = page.screenshot(full_page=True)
         browser.close()
     with atomic_file(args.output) as tmp:

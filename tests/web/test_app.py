@@ -89,6 +89,7 @@ def test_health(client):
     assert response.json() == {
         "status": "ok",
         "models": [{"label": "glyphs", "name": "mnist-mlp", "version": "1", "accuracy": None}],
+        "collecting": False,
     }
 
 
