@@ -224,6 +224,13 @@ class TrainParams(Section):
         lt=1,
         description="Fraction of the training set (its end) held out to validate each epoch",
     )
+    drawings: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Times the training part of drawings/ (the collection) joins MNIST's training "
+        "set; 0 leaves it out, and the model is MNIST's alone",
+    )
     steps_per_execution: int = Field(
         default=64,
         gt=0,

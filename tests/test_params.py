@@ -62,6 +62,7 @@ def test_committed_params_list_every_key_with_its_declared_default_the_tutorials
         "rmsprop", 0.001, 5, 128,
     )  # fmt: skip
     assert train.validation_split == 0
+    assert train.drawings == 0  # the collection is not learnt from unless asked
 
 
 @pytest.mark.parametrize(
@@ -73,6 +74,9 @@ def test_committed_params_list_every_key_with_its_declared_default_the_tutorials
         (TrainParams, {"batch_size": True}, "train.batch_size must be an integer, got True"),
         (TrainParams, {"learning_rate": "fast"}, "train.learning_rate must be a number"),
         (TrainParams, {"validation_split": 1.0}, "train.validation_split must be less than 1"),
+        (TrainParams, {"drawings": -1}, "drawings must be greater than or equal to 0, got -1"),
+        (TrainParams, {"drawings": 101}, "drawings must be less than or equal to 100, got 101"),
+        (TrainParams, {"drawings": 1.5}, "train.drawings must be an integer, got 1.5"),
         (TrainParams, {"epoch": 3}, "train.epoch is not a known parameter (known keys of train: "),
         (TrainParams, {"optimizer": "adagrad"}, "train.optimizer must be 'rmsprop', 'adam'"),
         (ModelParams, {"kind": "cnn"}, "model.kind must be 'dense' or 'convnet', got 'cnn'"),
@@ -316,6 +320,11 @@ def test_a_split_that_leaves_nothing_to_train_or_validate_is_refused(split, imag
 @pytest.mark.parametrize(("split", "images"), [(0.0, 1), (0.0, 60000), (0.5, 2), (0.9999, 60000)])
 def test_a_split_that_leaves_both_parts_is_accepted(split, images):
     TrainParams(validation_split=split).check_split(images)
+
+
+@pytest.mark.parametrize("drawings", [0, 100])
+def test_drawings_repeats_at_their_edges_are_accepted(drawings):
+    assert TrainParams(drawings=drawings).drawings == drawings
 
 
 def test_a_missing_key_takes_its_default(tmp_path):
