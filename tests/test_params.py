@@ -331,11 +331,12 @@ def test_a_missing_key_takes_its_default(tmp_path):
     assert load_section(TrainParams, write(tmp_path, "train: {epochs: 2}\n")).batch_size == 128
 
 
-@pytest.mark.parametrize("stage", ["fetch", "train"])
+@pytest.mark.parametrize("stage", ["fetch", "preprocess", "train"])
 def test_stage_with_a_bad_param_prints_one_line_and_writes_nothing(tmp_path, stage):
     document = yaml.safe_load((ROOT / "params.yaml").read_text())
     document["fetch"]["retries"] = -3
     document["model"]["dense"]["hidden_units"] = []
+    document["train"]["drawings"] = 101
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(document))
     result = subprocess.run(
         [sys.executable, "-m", f"stages.{stage}"],
@@ -348,6 +349,8 @@ def test_stage_with_a_bad_param_prints_one_line_and_writes_nothing(tmp_path, sta
     expected = {
         "fetch": "fetch: error: params.yaml: fetch.retries must be greater than or equal to 0,"
         " got -3",
+        "preprocess": "preprocess: error: params.yaml: train.drawings must be less than or equal"
+        " to 100, got 101",
         "train": "train: error: params.yaml: model.dense.hidden_units must not be empty, got []",
     }[stage]
     assert result.stderr.strip().splitlines() == [expected]

@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -134,3 +138,40 @@ def test_drawings_join_just_before_the_validation_part(split, order):
     joined_x, joined_y = join_before_validation(x, x * 2, more, more * 2, split)
     assert joined_x[:, 0].tolist() == order
     assert joined_y[:, 0].tolist() == [2 * value for value in order]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_preprocess(folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stages.preprocess"],
+        cwd=folder,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_the_preprocess_stage_names_a_stray_file_of_the_collection_and_writes_nothing(
+    tmp_path, tiny_mnist
+):
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    for name, array in tiny_mnist.items():
+        np.save(tmp_path / "data" / "raw" / f"{name}.npy", array)
+    (tmp_path / "drawings" / "3").mkdir(parents=True)
+    (tmp_path / "drawings" / "3" / "notes.txt").write_text("not a drawing")
+    result = run_preprocess(tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "preprocess: error: drawings/3/notes.txt: not a readable PNG (cannot identify image file "
+        "'drawings/3/notes.txt')"
+    ]
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == ["raw"]
+    # Without the stray file (and an empty digit folder) the stage writes all three outputs.
+    (tmp_path / "drawings" / "3" / "notes.txt").unlink()
+    assert run_preprocess(tmp_path).returncode == 0
+    assert np.load(tmp_path / "data" / "collected" / "field" / "x.npy").shape == (0, 784)
+    assert np.load(tmp_path / "data" / "collected" / "train" / "y.npy").shape == (0, 10)
+    assert np.load(tmp_path / "data" / "prepared" / "x_train.npy").shape == (300, 784)
