@@ -15,7 +15,7 @@ from mnist_pipeline.data.preprocessing import normalize_pixels
 from mnist_pipeline.plumbing import cli, paths
 from mnist_pipeline.reading.classifiers import UNSURE_BELOW, load_classifier
 
-THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99)
 
 
 def flagged(probabilities: np.ndarray, actual: np.ndarray, threshold: float) -> tuple[int, int]:
