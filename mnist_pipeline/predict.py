@@ -104,8 +104,9 @@ def as_json(file: Path, outcome: Reading | str, source: ModelSource) -> dict[str
 def main(args: argparse.Namespace) -> int:
     label = None if args.label is None else parse_label(args.label)  # before any work
     source = registry.resolve(args.model)
+    model = registry.local_file(source)  # a reference that fails stops before any picture is read
     prepared = [prepare(file) for file in args.images]
-    outcomes = list(zip(args.images, read(prepared, registry.local_file(source)), strict=True))
+    outcomes = list(zip(args.images, read(prepared, model), strict=True))
     if args.json:
         print(json.dumps([as_json(file, outcome, source) for file, outcome in outcomes], indent=2))
     else:
