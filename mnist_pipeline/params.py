@@ -6,7 +6,6 @@ before doing any work. A bad value becomes a one-line PipelineError naming the k
 """
 
 import itertools
-import math
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -21,7 +20,7 @@ from pydantic import (
 from ruamel.yaml import YAML, YAMLError
 
 from mnist_pipeline.data.dataset import IMAGE_SHAPE, NUM_CLASSES
-from mnist_pipeline.data.preprocessing import INPUT_SIZE
+from mnist_pipeline.data.preprocessing import INPUT_SIZE, validated_rows
 from mnist_pipeline.plumbing.errors import PipelineError
 from mnist_pipeline.plumbing.paths import PARAMS_FILE
 
@@ -224,6 +223,13 @@ class TrainParams(Section):
         lt=1,
         description="Fraction of the training set (its end) held out to validate each epoch",
     )
+    drawings: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Times the training part of drawings/ (the collection) joins MNIST's training "
+        "set; 0 leaves it out, and the model is MNIST's alone",
+    )
     steps_per_execution: int = Field(
         default=64,
         gt=0,
@@ -246,8 +252,7 @@ class TrainParams(Section):
     def check_split(self, num_samples: int) -> None:
         """Raise PipelineError unless validation_split leaves images both to train and, if asked
         for, to validate on: Keras would only find out after TensorFlow has loaded."""
-        # Keras' own rule: the first floor(N * (1 - split)) images train, the rest validate.
-        num_train = math.floor(num_samples * (1 - self.validation_split))
+        num_train = num_samples - validated_rows(num_samples, self.validation_split)
         if num_train == 0 or (self.validation_split > 0 and num_train == num_samples):
             left = "no image to train on" if num_train == 0 else "no image to validate on"
             raise PipelineError(

@@ -35,7 +35,13 @@ def test_code_deps_are_the_script_and_exactly_the_modules_it_imports(stage):
 
 @pytest.mark.parametrize("stage", ["fetch", "preprocess", "train", "evaluate"])
 def test_params_are_exactly_the_sections_the_stage_loads(stage):
-    assert set(STAGES[stage].get("params", [])) == sections_loaded(ROOT / f"stages/{stage}.py")
+    sections = {param.split(".")[0] for param in STAGES[stage].get("params", [])}
+    assert sections == sections_loaded(ROOT / f"stages/{stage}.py")
+
+
+def test_preprocess_depends_on_the_one_train_key_it_reads():
+    # Any other train key (epochs, say) must not rerun it, nor evaluate after it.
+    assert STAGES["preprocess"]["params"] == ["train.drawings"]
 
 
 def out_paths(stage: str) -> set[str]:
@@ -44,7 +50,11 @@ def out_paths(stage: str) -> set[str]:
 
 def test_outs_and_data_deps_are_the_paths_the_code_uses():
     assert out_paths("fetch") == {str(paths.RAW_DIR)}
-    assert out_paths("preprocess") == {str(paths.PREPARED_DIR)}
+    assert out_paths("preprocess") == {
+        str(paths.PREPARED_DIR),
+        str(paths.COLLECTED_TRAIN_DIR),
+        str(paths.FIELD_DIR),
+    }
     assert out_paths("train") == {
         str(paths.MODEL_FILE),
         str(paths.SERVING_MODEL_FILE),
@@ -56,6 +66,9 @@ def test_outs_and_data_deps_are_the_paths_the_code_uses():
         str(paths.PREDICTIONS_FILE),
         str(paths.PER_CLASS_FILE),
         str(paths.MISREAD_IMAGE),
+        str(paths.FIELD_PREDICTIONS_FILE),
+        str(paths.FIELD_PER_CLASS_FILE),
+        str(paths.FIELD_MISREAD_IMAGE),
     }
     data_deps = {
         stage: {dep for dep in spec["deps"] if not dep.endswith(".py")}
@@ -63,9 +76,9 @@ def test_outs_and_data_deps_are_the_paths_the_code_uses():
     }
     assert data_deps == {
         "fetch": set(),
-        "preprocess": {str(paths.RAW_DIR)},
-        "train": {str(paths.PREPARED_DIR)},
-        "evaluate": {str(paths.PREPARED_DIR), str(paths.SERVING_MODEL_FILE)},
+        "preprocess": {str(paths.RAW_DIR), str(paths.DRAWINGS_DIR)},
+        "train": {str(paths.PREPARED_DIR), str(paths.COLLECTED_TRAIN_DIR)},
+        "evaluate": {str(paths.PREPARED_DIR), str(paths.FIELD_DIR), str(paths.SERVING_MODEL_FILE)},
     }
 
 
@@ -83,6 +96,9 @@ def test_reports_are_in_git_and_declared_as_metrics_and_plots():
         paths.PREDICTIONS_FILE,
         paths.PER_CLASS_FILE,
         paths.MISREAD_IMAGE,
+        paths.FIELD_PREDICTIONS_FILE,
+        paths.FIELD_PER_CLASS_FILE,
+        paths.FIELD_MISREAD_IMAGE,
     ):
         assert str(path) in plotted
 

@@ -62,6 +62,7 @@ def test_committed_params_list_every_key_with_its_declared_default_the_tutorials
         "rmsprop", 0.001, 5, 128,
     )  # fmt: skip
     assert train.validation_split == 0
+    assert train.drawings == 0  # the collection is not learnt from unless asked
 
 
 @pytest.mark.parametrize(
@@ -73,6 +74,9 @@ def test_committed_params_list_every_key_with_its_declared_default_the_tutorials
         (TrainParams, {"batch_size": True}, "train.batch_size must be an integer, got True"),
         (TrainParams, {"learning_rate": "fast"}, "train.learning_rate must be a number"),
         (TrainParams, {"validation_split": 1.0}, "train.validation_split must be less than 1"),
+        (TrainParams, {"drawings": -1}, "drawings must be greater than or equal to 0, got -1"),
+        (TrainParams, {"drawings": 101}, "drawings must be less than or equal to 100, got 101"),
+        (TrainParams, {"drawings": 1.5}, "train.drawings must be an integer, got 1.5"),
         (TrainParams, {"epoch": 3}, "train.epoch is not a known parameter (known keys of train: "),
         (TrainParams, {"optimizer": "adagrad"}, "train.optimizer must be 'rmsprop', 'adam'"),
         (ModelParams, {"kind": "cnn"}, "model.kind must be 'dense' or 'convnet', got 'cnn'"),
@@ -318,15 +322,21 @@ def test_a_split_that_leaves_both_parts_is_accepted(split, images):
     TrainParams(validation_split=split).check_split(images)
 
 
+@pytest.mark.parametrize("drawings", [0, 100])
+def test_drawings_repeats_at_their_edges_are_accepted(drawings):
+    assert TrainParams(drawings=drawings).drawings == drawings
+
+
 def test_a_missing_key_takes_its_default(tmp_path):
     assert load_section(TrainParams, write(tmp_path, "train: {epochs: 2}\n")).batch_size == 128
 
 
-@pytest.mark.parametrize("stage", ["fetch", "train"])
+@pytest.mark.parametrize("stage", ["fetch", "preprocess", "train"])
 def test_stage_with_a_bad_param_prints_one_line_and_writes_nothing(tmp_path, stage):
     document = yaml.safe_load((ROOT / "params.yaml").read_text())
     document["fetch"]["retries"] = -3
     document["model"]["dense"]["hidden_units"] = []
+    document["train"]["drawings"] = 101
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(document))
     result = subprocess.run(
         [sys.executable, "-m", f"stages.{stage}"],
@@ -339,6 +349,8 @@ def test_stage_with_a_bad_param_prints_one_line_and_writes_nothing(tmp_path, sta
     expected = {
         "fetch": "fetch: error: params.yaml: fetch.retries must be greater than or equal to 0,"
         " got -3",
+        "preprocess": "preprocess: error: params.yaml: train.drawings must be less than or equal"
+        " to 100, got 101",
         "train": "train: error: params.yaml: model.dense.hidden_units must not be empty, got []",
     }[stage]
     assert result.stderr.strip().splitlines() == [expected]

@@ -288,3 +288,89 @@ def test_phone_photos_of_digits_on_paper_are_read(tmp_path):
     assert result.returncode == 0, result.stderr
     read = np.array([reading["digit"] for reading in json.loads(result.stdout)])
     assert (read == labels).mean() >= 0.9
+
+
+def collected(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*.png"))
+
+
+def test_label_and_save_add_the_digits_as_given_to_the_network(synthetic_model, tmp_path):
+    model_path, _ = synthetic_model
+    digits = synthetic_digits(1, seed=9)[0][:2]
+    files = [tmp_path / "a.npy", tmp_path / "b.npy"]
+    for file, digit in zip(files, digits, strict=True):
+        np.save(file, digit)
+    # The layout's name: the first 16 hex digits of the SHA-256 of the 28x28 uint8 pixels.
+    names = [hashlib.sha256(digit.tobytes()).hexdigest()[:16] + ".png" for digit in digits]
+    folder = tmp_path / "drawings"
+
+    result = run_predict("--model", model_path, "--label", "0", "--save", folder, *files)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == [
+        f"{file}: added as {folder / '0' / name}" for file, name in zip(files, names, strict=True)
+    ]
+    assert collected(folder) == [f"0/{name}" for name in sorted(names)]
+    for digit, name in zip(digits, names, strict=True):
+        np.testing.assert_array_equal(np.asarray(Image.open(folder / "0" / name)), digit)
+
+    again = run_predict("--model", model_path, "--label", "0", "--save", folder, files[0])
+    assert (
+        again.stdout.splitlines()[-1] == f"{files[0]}: already there as {folder / '0' / names[0]}"
+    )
+    moved = run_predict("--model", model_path, "--label", "9", "--save", folder, files[0])
+    assert moved.stdout.splitlines()[-1] == (
+        f"{files[0]}: relabelled 0 -> 9, moved to {folder / '9' / names[0]}"
+    )
+    assert collected(folder) == [f"0/{names[1]}", f"9/{names[0]}"]
+
+
+def test_with_json_the_saved_lines_go_to_stderr(synthetic_model, tmp_path):
+    model_path, _ = synthetic_model
+    np.save(tmp_path / "a.npy", synthetic_digits(1, seed=9)[0][5])
+    folder = tmp_path / "drawings"
+    result = run_predict("--model", model_path, "--json", "--label", "5", "--save", folder,
+                         tmp_path / "a.npy")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 1
+    assert error_lines(result.stderr) == []
+    assert f"{tmp_path / 'a.npy'}: added as {folder / '5'}" in result.stderr
+    assert len(collected(folder)) == 1
+
+
+@pytest.mark.parametrize("label", ["10", "-1", "x", "", "07", "٣"])
+def test_a_bad_label_is_one_line_and_saves_nothing(tmp_path, label):
+    picture = save(render_glyph(6, size=120), tmp_path / "six.png")
+    result = run_predict("--label", label, "--save", tmp_path / "drawings", picture)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"predict: error: --label must be a digit 0-9, got {label!r}"
+    ]
+    assert not (tmp_path / "drawings").exists()
+
+
+@pytest.mark.parametrize("options", [["--label", "3"], ["--save", "drawings"]])
+def test_label_and_save_go_together(options):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([*options, "seven.png"])
+    assert exit_.value.code == 2
+
+
+@pytest.mark.parametrize("label", ["0", "9"])
+def test_the_first_and_last_digits_are_labels(label):
+    from mnist_pipeline.predict import parse_label
+
+    assert parse_label(label) == int(label)
+
+
+def test_an_unsure_reading_says_so_and_a_sure_one_does_not():
+    from mnist_pipeline.predict import as_text
+    from mnist_pipeline.reading.classifiers import Reading
+
+    unsure = Reading(
+        digit=2, probability=0.409, runner_up=3, runner_up_probability=0.2, unsure=True
+    )
+    sure = Reading(digit=7, probability=0.99, runner_up=1, runner_up_probability=0.01, unsure=False)
+    assert as_text(Path("star.png"), unsure) == (
+        "star.png: 2 (40.9%), runner-up 3 (20.0%); not sure this is a digit"
+    )
+    assert as_text(Path("seven.png"), sure) == "seven.png: 7 (99.0%), runner-up 1 (1.0%)"

@@ -168,8 +168,8 @@ SLIPS = (
     Slip(
         "precision-and-recall-swapped-by-the-stage",
         "stages/evaluate.py",
-        '    per_class = per_class_metrics(confusion_matrix(actual, predictions["predicted"]))\n',
-        '    per_class = per_class_metrics(confusion_matrix(predictions["predicted"], actual))\n',
+        'per_class_metrics(confusion_matrix(actual, predictions["predicted"]), scored)',
+        'per_class_metrics(confusion_matrix(predictions["predicted"], actual), scored)',
         (
             "tests/e2e/test_pipeline.py::test_every_reported_figure_is_recounted_from_the_predictions",
         ),

@@ -5,6 +5,8 @@ float32. The preprocess stage applies it to MNIST, and `predict` (and the web pa
 picture, so the model never sees pixels scaled any other way.
 """
 
+import math
+
 import numpy as np
 
 from mnist_pipeline.data.dataset import IMAGE_SHAPE, NUM_CLASSES
@@ -53,3 +55,46 @@ def prepare(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "x_test": normalize_pixels(raw["x_test"]),
         "y_test": one_hot(raw["y_test"]),
     }
+
+
+# The arrays of each part of the collection in data/collected/: normalized pixels, one-hot labels.
+COLLECTED_NAMES = ("x", "y")
+
+
+def prepare_collected(
+    pixels: np.ndarray, labels: np.ndarray, held_out: np.ndarray, repeats: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The collection's drawings (uint8 (N, 28, 28), labels (N,), `held_out` (N,) bool, in the
+    collection's order) -> its training part, repeated `repeats` times, and its held-out (field)
+    part, each as MNIST's are prepared. At 0 repeats the training part has no rows, whatever the
+    collection: its files stay the same bytes as drawings come and go."""
+    kept = ~held_out
+    return (
+        {
+            "x": normalize_pixels(np.tile(pixels[kept], (repeats, 1, 1))),
+            "y": one_hot(np.tile(labels[kept], repeats)),
+        },
+        {"x": normalize_pixels(pixels[held_out]), "y": one_hot(labels[held_out])},
+    )
+
+
+def validated_rows(num_samples: int, validation_split: float) -> int:
+    """How many rows at the end of a training set of `num_samples` Keras' `validation_split`
+    holds out: Keras' own rule, the first floor(N * (1 - split)) train, the rest validate."""
+    return num_samples - math.floor(num_samples * (1 - validation_split))
+
+
+def join_before_validation(
+    x: np.ndarray, y: np.ndarray, x_more: np.ndarray, y_more: np.ndarray, validation_split: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) with (x_more, y_more) inserted just before the rows Keras will hold out to validate
+    the joint set, so that the added rows are trained on and (x, y)'s end validates (unless more
+    rows validate than (x, y) has: then they go first); with no rows to add, (x, y) themselves,
+    untouched (the same training, to the byte)."""
+    if len(x_more) == 0:
+        return x, y
+    at = max(0, len(x) - validated_rows(len(x) + len(x_more), validation_split))
+    return (
+        np.concatenate([x[:at], x_more, x[at:]]),
+        np.concatenate([y[:at], y_more, y[at:]]),
+    )

@@ -1,5 +1,5 @@
-"""Score predictions on the test set: accuracy, loss, per-digit metrics, and the worst mistakes
-(drawn by sheets.py).
+"""Score predictions on the test set, and on the held-out drawings (the field set): accuracy,
+loss, per-digit metrics, and the worst mistakes (drawn by sheets.py).
 
 numpy and pandas: no TensorFlow; the stage runs the model and hands the probabilities over.
 """
@@ -36,13 +36,18 @@ def safe_ratio(numerator: pd.Series, denominator: pd.Series, name: str, why: str
     return (numerator / denominator.where(denominator != 0)).fillna(0.0)
 
 
-def per_class_metrics(confusion: pd.DataFrame) -> pd.DataFrame:
-    """Precision, recall, F1 and support of each digit, a row per digit, from a confusion matrix."""
+def per_class_metrics(confusion: pd.DataFrame, scored: str = "the test set") -> pd.DataFrame:
+    """Precision, recall, F1 and support of each digit, a row per digit, from a confusion matrix
+    of `scored` (named in the warnings)."""
     hits = pd.Series(np.diag(confusion), index=DIGITS)
     predicted = pd.Series(confusion.sum(axis=0).to_numpy(), index=DIGITS)
     support = pd.Series(confusion.sum(axis=1).to_numpy(), index=DIGITS)
+    if support.sum() == 0:  # one line rather than twenty warnings, one per digit and ratio
+        log.info("%s is empty: every per-digit score is reported as 0", scored)
+        zeros = pd.Series(0.0, index=DIGITS)
+        return pd.DataFrame({"precision": zeros, "recall": zeros, "f1": zeros, "support": support})
     precision = safe_ratio(hits, predicted, "precision", "never predicted")
-    recall = safe_ratio(hits, support, "recall", "absent from the test set")
+    recall = safe_ratio(hits, support, "recall", f"absent from {scored}")
     f1 = (2 * precision * recall / (precision + recall)).fillna(0.0)
     return pd.DataFrame({"precision": precision, "recall": recall, "f1": f1, "support": support})
 
@@ -71,6 +76,18 @@ def score_test_set(
             "loss": cross_entropy(actual, probabilities),
             "macro_f1": macro_average(per_class)["f1"],
         }
+    }
+
+
+def score_field_set(actual: np.ndarray, probabilities: np.ndarray) -> dict[str, float | int]:
+    """metrics.json's `field` entry: the accuracy on the held-out drawings, and their count. An
+    empty field set has its count, 0, alone: there is no accuracy of nothing, and a made-up one
+    would read as a score (`dvc metrics show` prints `-` for the missing accuracy)."""
+    if len(actual) == 0:
+        return {"count": 0}
+    return {
+        "accuracy": float(np.mean(probabilities.argmax(axis=1) == actual)),
+        "count": len(actual),
     }
 
 

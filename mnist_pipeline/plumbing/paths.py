@@ -11,6 +11,10 @@ DVC_LOCK_FILE = Path("dvc.lock")
 
 RAW_DIR = Path("data/raw")  # fetch: the original MNIST arrays, uint8
 PREPARED_DIR = Path("data/prepared")  # preprocess: normalized float32 pixels, one-hot labels
+# preprocess: the collection's drawings prepared as data/prepared's, the training part repeated
+# train.drawings times (no rows at 0) and the held-out part that evaluate scores (the field set)
+COLLECTED_TRAIN_DIR = Path("data/collected/train")
+FIELD_DIR = Path("data/collected/field")
 # The labelled drawings collected from the page and `predict --save` (data/collection.py), in git.
 DRAWINGS_DIR = Path("drawings")
 MODEL_FILE = Path("models/model.keras")  # train: the Keras model, to load and train further
@@ -24,6 +28,10 @@ METRICS_FILE = REPORTS_DIR / "metrics.json"  # evaluate
 PREDICTIONS_FILE = REPORTS_DIR / "evaluate" / "predictions.csv"  # evaluate: confusion matrix
 PER_CLASS_FILE = REPORTS_DIR / "evaluate" / "per_class.csv"  # evaluate: precision, recall, F1
 MISREAD_IMAGE = REPORTS_DIR / "evaluate" / "misread.png"  # evaluate: most confident mistakes
+# evaluate, on the held-out drawings (the field set): as the three above for the test set
+FIELD_PREDICTIONS_FILE = REPORTS_DIR / "evaluate" / "field_predictions.csv"
+FIELD_PER_CLASS_FILE = REPORTS_DIR / "evaluate" / "field_per_class.csv"
+FIELD_MISREAD_IMAGE = REPORTS_DIR / "evaluate" / "field_misread.png"
 
 CACHE_ENV = "MNIST_PIPELINE_CACHE"  # overrides the per-user cache folder of downloads
 

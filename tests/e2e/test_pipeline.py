@@ -218,18 +218,26 @@ def test_a_stage_with_an_output_it_cannot_replace_leaves_every_old_output(
     assert [path for out in kept for path in out.parent.glob(".*.tmp-*")] == []
 
 
-@pytest.mark.parametrize(("stage", "array"), [("train", "x_train"), ("evaluate", "x_test")])
+@pytest.mark.parametrize(
+    ("stage", "folder", "array"),
+    [
+        ("train", paths.PREPARED_DIR, "x_train"),
+        ("evaluate", paths.PREPARED_DIR, "x_test"),
+        ("evaluate", paths.FIELD_DIR, "x"),  # the held-out drawings of the starter collection
+    ],
+)
 def test_a_stage_given_pixels_not_normalized_stops_in_one_line_and_writes_nothing(
-    reproduced_project, stage, array
+    reproduced_project, stage, folder, array
 ):
     repo = reproduced_project
-    pixels = repo / "data/prepared" / f"{array}.npy"
+    pixels = repo / folder / f"{array}.npy"
+    assert len(np.load(pixels)) > 0
     np.save(pixels, np.load(pixels) * 255)  # as if preprocess had not scaled them
     outs = {out: out.read_bytes() for out in declared_outs(repo, stage)}
     result = run(repo, "python", "-m", f"stages.{stage}", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert [line for line in result.stderr.splitlines() if line.startswith(f"{stage}: ")] == [
-        f"{stage}: error: data/prepared: pixels must be within [0, 1] (normalized)"
+        f"{stage}: error: {folder}: pixels must be within [0, 1] (normalized)"
     ]
     assert {out: out.read_bytes() for out in outs} == outs
 

@@ -110,7 +110,8 @@ def test_per_digit_ticks_show_differences_of_a_percent(reproduced_project):
     rows = [f"{digit},{p},{r},{f1},100" for digit, (p, r, f1) in scores.items()]
     table = "\n".join(["digit,precision,recall,f1,support", *rows])
     (repo / "reports/evaluate/per_class.csv").write_text(table)
-    (plot_id,) = plot_ids(repo, template="per_digit")
+    test_set = {"reports/evaluate/per_class.csv": ["precision", "recall", "f1"]}
+    (plot_id,) = plot_ids(repo, template="per_digit", y=test_set)  # not the field set's
     graph = scenegraph(repo, plot_id)
     ticks = [item for group in mark_groups(graph, "mark") for item in group["items"]]
     assert len(ticks) == 3 * 3  # one per digit and measure

@@ -23,7 +23,7 @@ def test_a_committed_project_is_reproduced_byte_for_byte(reproduced_project):
     result = reproduce(reproduced_project)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "reproduced byte for byte: all 10 outputs of dvc.lock"
+    assert lines[0] == "reproduced byte for byte: all 15 outputs of dvc.lock"
     assert lines[1].startswith("CPU: ")
     assert lines[2].startswith("kernel path: train.instruction_set avx2, train.threads 2; oneDNN")
     assert output(reproduced_project, "git", "status", "--porcelain") == ""

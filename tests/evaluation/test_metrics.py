@@ -13,9 +13,10 @@ from mnist_pipeline.evaluation.metrics import (
     most_confident_mistakes,
     per_class_metrics,
     predictions_table,
+    score_field_set,
     score_test_set,
 )
-from tests.support.recount import check_reports
+from tests.support.recount import check_field_reports, check_reports
 from tests.support.synthetic import probabilities_for
 
 
@@ -78,6 +79,26 @@ def test_score_test_set_lists_the_headline_scores_only():
     json.dumps(metrics, allow_nan=False)  # plain JSON types only, no NaN
 
 
+def test_score_field_set_is_accuracy_and_count():
+    actual = np.array([4, 4, 1, 7, 0])
+    probabilities = probabilities_for(np.array([4, 9, 1, 7, 0]))
+    assert score_field_set(actual, probabilities) == {"accuracy": 0.8, "count": 5}
+    one = score_field_set(actual[:1], probabilities_for(np.array([3])))
+    assert one == {"accuracy": 0.0, "count": 1}
+    json.dumps(one, allow_nan=False)
+
+
+def test_an_empty_field_set_reports_its_count_alone_and_zero_per_digit(caplog):
+    nothing = np.zeros(0, np.int64)
+    assert score_field_set(nothing, np.zeros((0, 10), np.float32)) == {"count": 0}
+    with caplog.at_level(logging.INFO):
+        per_class = per_class_metrics(confusion_matrix(nothing, nothing), "the field set")
+    assert caplog.messages == ["the field set is empty: every per-digit score is reported as 0"]
+    assert per_class.to_csv() == "digit,precision,recall,f1,support\n" + "".join(
+        f"{digit},0.0,0.0,0.0,0\n" for digit in range(10)
+    )
+
+
 def test_predictions_table_is_actual_and_predicted_digits():
     actual = np.array([3, 1, 4])
     table = predictions_table(actual, probabilities_for(np.array([3, 7, 4])))
@@ -94,3 +115,4 @@ def test_most_confident_mistakes_come_first_and_ties_keep_order():
 
 def test_the_committed_reports_say_what_the_committed_predictions_do():
     check_reports(Path(__file__).resolve().parents[2])
+    check_field_reports(Path(__file__).resolve().parents[2])

@@ -50,6 +50,7 @@ PAGES = (
     Page("docs/reproducibility.md"),
     Page("docs/testing.md"),
     Page("docs/web.md", port=8000),
+    Page("docs/collecting.md"),
     Page("docs/sharing.md", port=9000),
     Page("docs/sweeps.md"),
 )

@@ -1,5 +1,6 @@
-"""Every figure of the evaluate stage's reports, recounted with pandas from the predictions table
-they summarise (reports/evaluate/predictions.csv): nothing taken from the code that wrote them."""
+"""Every figure of the evaluate stage's reports, recounted with pandas from the predictions tables
+they summarise (reports/evaluate/predictions.csv and, for the held-out drawings,
+field_predictions.csv): nothing taken from the code that wrote them."""
 
 import json
 from pathlib import Path
@@ -35,3 +36,20 @@ def check_reports(root: Path) -> pd.DataFrame:
     macro = expected[["precision", "recall", "f1"]].mean().to_dict()
     assert metrics["macro_f1"] == pytest.approx(macro["f1"])
     return expected
+
+
+def check_field_reports(root: Path) -> dict:
+    """Assert that metrics.json's `field` entry and field_per_class.csv under `root` say what
+    field_predictions.csv does (no accuracy when it has no rows); return that entry."""
+    predictions = pd.read_csv(root / "reports/evaluate/field_predictions.csv")
+    per_class = pd.read_csv(root / "reports/evaluate/field_per_class.csv", index_col="digit")
+    expected = recount(predictions)
+    pd.testing.assert_frame_equal(per_class, expected, check_dtype=False, check_names=False)
+    field = json.loads((root / "reports/metrics.json").read_text())["field"]
+    assert field["count"] == len(predictions)
+    if len(predictions):
+        right = predictions["actual"] == predictions["predicted"]
+        assert field == {"accuracy": pytest.approx(right.mean()), "count": len(predictions)}
+    else:
+        assert field == {"count": 0}
+    return field
