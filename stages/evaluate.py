@@ -3,50 +3,18 @@ drawings of the collection (the field set); write metrics, tables and misread di
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from PIL import Image
 
 from mnist_pipeline.data.dataset import NUM_CLASSES
 from mnist_pipeline.data.preprocessing import COLLECTED_NAMES, check_prepared
-from mnist_pipeline.evaluation.metrics import (
-    confusion_matrix,
-    most_confident_mistakes,
-    per_class_metrics,
-    predictions_table,
-    score_field_set,
-    score_test_set,
-)
-from mnist_pipeline.evaluation.sheets import draw_mistakes
+from mnist_pipeline.evaluation.metrics import score_field_set, score_test_set
+from mnist_pipeline.evaluation.reports import report
 from mnist_pipeline.params import EvaluateParams, load_section
 from mnist_pipeline.plumbing import cli, paths
 from mnist_pipeline.plumbing.arrays import load_arrays
 from mnist_pipeline.plumbing.files import atomic_files, check_model_file
 from mnist_pipeline.reading.classifiers import Classifier, load_classifier
-
-
-def report(
-    x: np.ndarray, actual: np.ndarray, probabilities: np.ndarray, misread_count: int, scored: str
-) -> tuple[pd.DataFrame, pd.DataFrame, Image.Image]:
-    """The predictions table, per-digit scores and sheet of misread digits of one scored set."""
-    predictions = predictions_table(actual, probabilities)
-    per_class = per_class_metrics(confusion_matrix(actual, predictions["predicted"]), scored)
-    mistakes = most_confident_mistakes(actual, probabilities, misread_count)
-    return predictions, per_class, draw_mistakes(x, actual, probabilities, mistakes)
-
-
-def write_report(
-    tables: tuple[pd.DataFrame, pd.DataFrame, Image.Image],
-    predictions_file: Path,
-    per_class_file: Path,
-    image_file: Path,
-) -> None:
-    predictions, per_class, sheet = tables
-    predictions.to_csv(predictions_file, index=False)
-    per_class.to_csv(per_class_file)
-    sheet.save(image_file, format="PNG")
 
 
 def read_field(classifier: Classifier) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -66,13 +34,15 @@ def main(args: argparse.Namespace) -> None:
     classifier = load_classifier(paths.SERVING_MODEL_FILE)
     probabilities = classifier(test["x_test"])
     actual = test["y_test"].argmax(axis=1)
-    tables = report(test["x_test"], actual, probabilities, params.misread_count, "the test set")
+    test_report = report(
+        test["x_test"], actual, probabilities, params.misread_count, "the test set"
+    )
     field_x, field_actual, field_probabilities = read_field(classifier)
-    field_tables = report(
+    field_report = report(
         field_x, field_actual, field_probabilities, params.misread_count, "the field set"
     )
     metrics = {
-        **score_test_set(actual, probabilities, tables[1]),
+        **score_test_set(actual, probabilities, test_report.per_class),
         "field": score_field_set(field_actual, field_probabilities),
     }
 
@@ -87,8 +57,8 @@ def main(args: argparse.Namespace) -> None:
         paths.FIELD_MISREAD_IMAGE,
     ) as (metrics_file, *files):
         metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
-        write_report(tables, *files[:3])
-        write_report(field_tables, *files[3:])
+        test_report.write(*files[:3])
+        field_report.write(*files[3:])
 
 
 if __name__ == "__main__":
