@@ -2,7 +2,6 @@
 (`mnist-web --collect DIR`) for the pipeline's model: draw, say what the digit is, and the file
 appears in the collection; and the refusals, sent to the live server over HTTP."""
 
-import hashlib
 import json
 from pathlib import Path
 from urllib.error import HTTPError
@@ -13,7 +12,15 @@ import pytest
 from mnist_pipeline.plumbing import paths
 from tests.support.browser import page_on
 from tests.support.launch import serving
-from tests.support.webpage import ANSWER_TIMEOUT_MS, ONE, SEVEN, draw, shown_digit
+from tests.support.webpage import (
+    ONE,
+    SEVEN,
+    draw,
+    draw_and_read,
+    file_with,
+    name_of,
+    shown_digit,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,27 +44,6 @@ def server(folder):
 def files(folder: Path) -> list[str]:
     """Every file under `folder`, a temporary one too, by its path in it."""
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-
-
-def name_of(pixels: list[list[int]]) -> str:
-    """The file name the layout gives a drawing: 16 hex digits of the SHA-256 of its bytes."""
-    return hashlib.sha256(bytes(value for row in pixels for value in row)).hexdigest()[:16] + ".png"
-
-
-def draw_and_read(page, stroke) -> tuple[str, dict]:
-    """Draw one stroke; the digit the page shows, and the server's answer it shows."""
-    with page.expect_response(
-        lambda response: response.url.endswith("/api/predict"), timeout=ANSWER_TIMEOUT_MS
-    ) as answer:
-        draw(page, stroke)
-    return shown_digit(page, strokes=1), answer.value.json()
-
-
-def file_with(page, button: str) -> str:
-    """Click a collect button; the line the page then shows."""
-    page.get_by_role("button", name=button, exact=True).click()
-    page.locator("#collected[data-outcome]").wait_for(timeout=ANSWER_TIMEOUT_MS)
-    return page.locator("#collected").inner_text()
 
 
 def test_a_corrected_drawing_is_filed_under_the_digit_given_and_right_files_the_one_read(

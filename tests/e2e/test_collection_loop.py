@@ -1,6 +1,7 @@
 """End to end, the loop of docs/collecting.md on the tiny project: drawings added with
-`predict --label --save`, the stages that read them rerun and nothing else, the field set scored,
-and the collection learnt from with `dvc exp run -S train.drawings=N`."""
+`predict --label --save` and through the page in a real browser, the stages that read them rerun
+and nothing else, the field set scored, and the collection learnt from with
+`dvc exp run -S train.drawings=N`."""
 
 import json
 import shutil
@@ -11,8 +12,11 @@ import pytest
 import yaml
 
 from mnist_pipeline.plumbing import paths
+from tests.support.browser import page_on
+from tests.support.launch import serving
 from tests.support.project import DVC, output, run, stages_run
 from tests.support.recount import check_field_reports
+from tests.support.webpage import ONE, draw_and_read, file_with, name_of
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +42,7 @@ def lock_md5(repo, path) -> str:
 
 
 def test_drawings_rerun_what_reads_them_are_scored_and_can_be_learnt_from(
-    reproduced_project, tmp_path
+    reproduced_project, tmp_path, browser
 ):
     repo = reproduced_project
     # A project without drawings: the template holds whatever the repository's collection was.
@@ -59,7 +63,18 @@ def test_drawings_rerun_what_reads_them_are_scored_and_can_be_learnt_from(
         saved = output(repo, sys.executable, "-m", "mnist_pipeline.predict", "--label",
                        str(digit), "--save", str(paths.DRAWINGS_DIR), *map(str, files))  # fmt: skip
         assert saved.count(": added as drawings/") == PER_DIGIT, saved
-    assert len(list((repo / paths.DRAWINGS_DIR).rglob("*.png"))) == 10 * PER_DIGIT
+    # And one drawn on the project's page in Chromium, then given its digit: a vertical stroke,
+    # centred, is what these drawings' 6 looks like (its band in columns 14-15).
+    collecting = ["--collect", str(repo / paths.DRAWINGS_DIR)]
+    with (
+        serving(repo / paths.SERVING_MODEL_FILE, options=collecting) as server,
+        page_on(browser, server) as page,
+    ):
+        _, answer = draw_and_read(page, ONE)
+        drawn = f"6/{name_of(answer['input'])}"
+        assert file_with(page, "It is a 6") == f"Saved as a 6: {drawn}"
+    assert (repo / paths.DRAWINGS_DIR / drawn).is_file()
+    assert len(list((repo / paths.DRAWINGS_DIR).rglob("*.png"))) == 10 * PER_DIGIT + 1
 
     # Only the stage that reads the collection is stale; once it reruns, evaluate follows, and
     # train does not: its part of the collection has no rows while train.drawings is 0.

@@ -6,6 +6,7 @@ Used by the browser tests, and run as a script it makes the README's screenshot 
 """
 
 import argparse
+import hashlib
 from pathlib import Path
 
 from mnist_pipeline.plumbing import paths
@@ -45,6 +46,27 @@ def shown_digit(page, strokes: int) -> str:
     """The digit the page shows, with one model, once its answer covers `strokes` strokes."""
     [digit] = shown_digits(page, strokes)
     return digit
+
+
+def name_of(pixels: list[list[int]]) -> str:
+    """The file name the layout gives a drawing: 16 hex digits of the SHA-256 of its bytes."""
+    return hashlib.sha256(bytes(value for row in pixels for value in row)).hexdigest()[:16] + ".png"
+
+
+def draw_and_read(page, stroke) -> tuple[str, dict]:
+    """Draw one stroke; the digit the page shows, and the server's answer it shows."""
+    with page.expect_response(
+        lambda response: response.url.endswith("/api/predict"), timeout=ANSWER_TIMEOUT_MS
+    ) as answer:
+        draw(page, stroke)
+    return shown_digit(page, strokes=1), answer.value.json()
+
+
+def file_with(page, button: str) -> str:
+    """Click a collect button; the line the page then shows."""
+    page.get_by_role("button", name=button, exact=True).click()
+    page.locator("#collected[data-outcome]").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    return page.locator("#collected").inner_text()
 
 
 def main() -> None:
