@@ -239,6 +239,49 @@ SLIPS = (
         '        parser.exit(1, f"{parser.prog}: error: {error}\\n")\n',
         ("tests/plumbing/test_cli.py",),
     ),
+    Slip(
+        "collect-from-any-origin",
+        "mnist_pipeline/web/collect_api.py",
+        "    if origin.lower() != own:\n",
+        "    if False:\n",
+        ("tests/web/test_collect.py",),
+    ),
+    Slip(
+        "collection-unbounded",
+        "mnist_pipeline/data/collection.py",
+        "            check_room(folder, len(png))\n",
+        "",
+        ("tests/data/test_collection.py", "tests/web/test_collect.py"),
+    ),
+    Slip(
+        "collection-writes-unlocked",
+        "mnist_pipeline/data/collection.py",
+        "        with locked_folder(folder):  # one writer at a time: the bounds hold under "
+        "concurrency\n",
+        "        if True:\n",
+        ("tests/data/test_collection.py",),
+    ),
+    Slip(
+        "field-set-one-in-four",
+        "mnist_pipeline/data/collection.py",
+        "    return int(name[:NAME_DIGITS], 16) % FIELD_SHARE == 0\n",
+        "    return int(name[:NAME_DIGITS], 16) % 4 == 0\n",
+        ("tests/data/test_collection.py",),
+    ),
+    Slip(
+        "drawings-repeated-once-whatever-the-param",
+        "mnist_pipeline/data/preprocessing.py",
+        '            "x": normalize_pixels(np.tile(pixels[kept], (repeats, 1, 1))),\n',
+        '            "x": normalize_pixels(np.tile(pixels[kept], (min(repeats, 1), 1, 1))),\n',
+        ("tests/data/test_preprocessing.py",),
+    ),
+    Slip(
+        "drawings-validated-not-trained-on",
+        "mnist_pipeline/data/preprocessing.py",
+        "    at = max(0, len(x) - validated_rows(len(x) + len(x_more), validation_split))\n",
+        "    at = len(x)\n",
+        ("tests/data/test_preprocessing.py",),
+    ),
 )
 
 

@@ -18,6 +18,7 @@ from mnist_pipeline.data.collection import (
     save_drawing,
 )
 from mnist_pipeline.plumbing.errors import PipelineError
+from mnist_pipeline.plumbing.files import locked_folder
 
 
 def picture(seed: int) -> np.ndarray:
@@ -128,6 +129,17 @@ def test_concurrent_saves_never_pass_the_bound(tmp_path, monkeypatch):
         thread.join()
     assert outcomes.count(True) == 5 and outcomes.count("full") == 15
     assert len(load_drawings(tmp_path).names) == 5
+
+
+def test_a_save_waits_while_another_writer_holds_the_collection(tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    saving = threading.Thread(target=save_drawing, args=(tmp_path, picture(0), 2))
+    with locked_folder(tmp_path):  # as another process or thread saving would hold it
+        saving.start()
+        saving.join(timeout=0.5)
+        assert saving.is_alive() and not list(tmp_path.rglob("*.png"))
+    saving.join(timeout=10)
+    assert not saving.is_alive() and load_drawings(tmp_path).labels.tolist() == [2]
 
 
 def test_a_read_only_folder_is_one_line_naming_it(tmp_path, monkeypatch):
