@@ -27,14 +27,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from benchmarks.train_speed import medians_of_rotated_runs
-from mnist_pipeline.data.preprocessing import prepare
 from mnist_pipeline.training import kernels
 from tests.support.shell import HOSTILE
-from tests.support.synthetic import tiny_mnist_arrays
+from tests.support.synthetic import train_stage_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,20 +45,6 @@ TINY_RUNS: dict[str, Run] = {
     "1 CPU, ONEDNN_MAX_CPU_ISA=AVX": (1, {"ONEDNN_MAX_CPU_ISA": "AVX"}, {}, None),
     "2 CPUs, train.threads 1": (2, {}, {"threads": 1}, None),
 }
-
-
-def stage_folder(folder: Path, prepared: Path | None) -> Path:
-    """`folder` laid out for the train stage: params.yaml, and data/prepared (the tiny set's, or
-    a link to `prepared`)."""
-    (folder / "data").mkdir(parents=True)
-    shutil.copy(ROOT / "params.yaml", folder / "params.yaml")
-    if prepared:
-        (folder / "data" / "prepared").symlink_to(prepared)
-        return folder
-    (folder / "data" / "prepared").mkdir()
-    for name, array in prepare(tiny_mnist_arrays()).items():
-        np.save(folder / "data" / "prepared" / f"{name}.npy", array)
-    return folder
 
 
 def set_train_params(folder: Path, changes: dict[str, int | str]) -> None:
@@ -115,7 +99,7 @@ def cost(scratch: Path, runs: int) -> None:
     """Print the train stage's median time and memory with each of COSTS, against pinned."""
     commands = {}
     for number, (name, changes) in enumerate(COSTS.items()):
-        folder = stage_folder(scratch / f"cost{number}", ROOT / "data" / "prepared")
+        folder = train_stage_folder(scratch / f"cost{number}", ROOT / "data" / "prepared")
         set_train_params(folder, changes)
         pythonpath = f"PYTHONPATH={ROOT}"
         commands[name] = [
@@ -152,10 +136,10 @@ def main() -> None:
     runs = TINY_RUNS | {f"QEMU's {cpu}": (2, {}, {}, cpu) for cpu in args.qemu}
     agree = []
     with tempfile.TemporaryDirectory() as scratch:
-        tiny = stage_folder(Path(scratch) / "tiny", None)
+        tiny = train_stage_folder(Path(scratch) / "tiny")
         agree.append(report("tiny test set, params.yaml:", tiny, runs))
         if args.full:
-            full = stage_folder(Path(scratch) / "full", ROOT / "data" / "prepared")
+            full = train_stage_folder(Path(scratch) / "full", ROOT / "data" / "prepared")
             full_runs = {name: TINY_RUNS[name] for name in ("2 CPUs", "1 CPU")}
             agree.append(report("full MNIST, params.yaml:", full, full_runs))
     if not all(agree):

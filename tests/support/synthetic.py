@@ -8,7 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_pipeline.data.preprocessing import prepare, prepare_collected
 from mnist_pipeline.data.sources import IDX_FILES, PICKLE_MEMBER
+from mnist_pipeline.plumbing import paths
+from mnist_pipeline.plumbing.arrays import save_arrays
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -25,6 +30,21 @@ def tiny_mnist_arrays() -> dict[str, np.ndarray]:
     x_train, y_train = make_digits(300, seed=1)
     x_test, y_test = make_digits(100, seed=2)
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def train_stage_folder(folder: Path, prepared: Path | None = None) -> Path:
+    """`folder` laid out for the train stage alone: the workspace's params.yaml, data/prepared
+    (the tiny set's, or a link to `prepared`), and the empty training part of a collection."""
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    (folder / paths.PARAMS_FILE).write_bytes((ROOT / paths.PARAMS_FILE).read_bytes())
+    if prepared:
+        (folder / paths.PREPARED_DIR).symlink_to(prepared)
+    else:
+        save_arrays(folder / paths.PREPARED_DIR, prepare(tiny_mnist_arrays()))
+    no_pixels, no_labels = np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8)
+    no_drawings, _ = prepare_collected(no_pixels, no_labels, np.zeros(0, bool), repeats=0)
+    save_arrays(folder / paths.COLLECTED_TRAIN_DIR, no_drawings)
+    return folder
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mnist_pipeline.data.preprocessing import prepare
@@ -15,6 +14,7 @@ from mnist_pipeline.params import ModelParams, TrainParams
 from mnist_pipeline.plumbing.errors import PipelineError
 from mnist_pipeline.training import kernels
 from tests.support.shell import HOSTILE
+from tests.support.synthetic import train_stage_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,15 +91,9 @@ def test_training_switches_op_determinism_on(tiny_mnist):
 
 
 @pytest.fixture(scope="module")
-def stage_folder(tmp_path_factory, tiny_mnist):
-    """A folder the train stage runs in: params.yaml and the tiny set as data/prepared."""
-    folder = tmp_path_factory.mktemp("train")
-    (folder / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    prepared = folder / "data" / "prepared"
-    prepared.mkdir(parents=True)
-    for name, array in prepare(tiny_mnist).items():
-        np.save(prepared / f"{name}.npy", array)
-    return folder
+def stage_folder(tmp_path_factory):
+    """A folder the train stage runs in, on the tiny set."""
+    return train_stage_folder(tmp_path_factory.mktemp("train"))
 
 
 def train_stage(folder: Path, cpus: int, env: dict[str, str]) -> tuple[str, str]:
