@@ -166,8 +166,8 @@ SLIPS = (
         ("tests/web/test_tf_serving.py",),
     ),
     Slip(
-        "precision-and-recall-swapped-by-the-stage",
-        "stages/evaluate.py",
+        "precision-and-recall-swapped-in-the-reports",
+        "mnist_pipeline/evaluation/reports.py",
         'per_class_metrics(confusion_matrix(actual, predictions["predicted"]), scored)',
         'per_class_metrics(confusion_matrix(predictions["predicted"], actual), scored)',
         (
