@@ -1,6 +1,4 @@
 import hashlib
-import os
-import tempfile
 import threading
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from mnist_pipeline.data.collection import (
 )
 from mnist_pipeline.plumbing.errors import PipelineError
 from mnist_pipeline.plumbing.files import locked_folder
+from tests.support.read_only import read_only
 
 
 def picture(seed: int) -> np.ndarray:
@@ -143,19 +142,11 @@ def test_a_save_waits_while_another_writer_holds_the_collection(tmp_path):
 
 
 def test_a_read_only_folder_is_one_line_naming_it(tmp_path, monkeypatch):
-    (tmp_path / "3").mkdir()
-    (tmp_path / "3").chmod(0o555)
-
-    def refused(*args, dir: str, **kwargs):
-        raise PermissionError(13, "Permission denied", dir)
-
-    if os.geteuid() == 0:  # root writes into read-only folders: refuse as the kernel would
-        monkeypatch.setattr(tempfile, "mkstemp", refused)
-    try:
-        with pytest.raises(CollectionError, match=r"/3: cannot save the drawing: Permission"):
-            save_drawing(tmp_path, picture(0), 3)
-    finally:
-        (tmp_path / "3").chmod(0o755)
+    with (
+        read_only(tmp_path / "3", monkeypatch),
+        pytest.raises(CollectionError, match=r"/3: cannot save the drawing: Permission"),
+    ):
+        save_drawing(tmp_path, picture(0), 3)
     assert not [path for path in tmp_path.rglob("*") if path.is_file()]
 
 

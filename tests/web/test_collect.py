@@ -5,10 +5,8 @@ import asyncio
 import hashlib
 import io
 import json
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from mnist_pipeline.web.app import create_app
 from mnist_pipeline.web.limits import Limits
 from mnist_pipeline.web.serve import build_parser
 from tests.support.glyphs import drawing, glyphs
+from tests.support.read_only import read_only
 
 LOCAL = "http://127.0.0.1:8000"  # TestClient's address, a name the server answers to
 SAME_ORIGIN = {"Origin": LOCAL, "Sec-Fetch-Site": "same-origin"}  # what Chromium sends
@@ -219,18 +218,8 @@ def test_the_size_bound_admits_exactly_the_limit_and_refuses_a_byte_more(
 
 
 def test_a_read_only_folder_is_a_507_naming_it_and_leaves_nothing(client, folder, monkeypatch):
-    (folder / "3").mkdir(parents=True)
-    (folder / "3").chmod(0o555)
-
-    def refused(*args, dir: str, **kwargs):
-        raise PermissionError(13, "Permission denied", dir)
-
-    if os.geteuid() == 0:  # root writes into read-only folders: refuse as the kernel would
-        monkeypatch.setattr(tempfile, "mkstemp", refused)
-    try:
+    with read_only(folder / "3", monkeypatch):
         response = post(client, {"input": picture(5), "label": 3})
-    finally:
-        (folder / "3").chmod(0o755)
     assert response.status_code == 507
     assert response.json() == {
         "error": f"{folder / '3'}: cannot save the drawing: Permission denied"
