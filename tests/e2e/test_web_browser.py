@@ -168,3 +168,17 @@ def test_an_unsure_reading_says_not_sure_this_is_a_digit(page, unsure):
         assert note.inner_text() == "Not sure this is a digit."
     page.get_by_role("button", name="Clear").click()
     assert note.is_hidden()
+
+
+def test_a_refused_reading_is_shown_as_the_servers_line_and_the_next_one_reads(page):
+    busy = "server busy: 16 requests are being read; retry in a second"
+    page.route("**/api/predict", lambda route: route.fulfill(status=503, json={"error": busy}))
+    draw(page, ONE)
+    page.locator('#result[data-strokes="1"]').wait_for(timeout=ANSWER_TIMEOUT_MS)
+    assert page.locator(".reading .digit").inner_text() == "?"
+    assert page.locator(".reading .summary").inner_text() == f"Could not read the drawing: {busy}"
+    assert "error" in page.locator(".reading .answer").get_attribute("class")
+    page.unroute("**/api/predict")
+    draw(page, SEVEN)
+    assert shown_digit(page, strokes=3) != "?"
+    assert "error" not in page.locator(".reading .answer").get_attribute("class")

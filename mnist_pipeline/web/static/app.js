@@ -16,6 +16,7 @@ const collected = document.getElementById("collected");
 let panels = []; // one per model the server reads with, in its order
 let collecting = false; // whether the server collects drawings (its health says)
 let shown = null; // the answer shown, if any: what "Right" and "It is a" file
+let latestCollect = 0; // the last click on "Right" or "It is a": only its answer is shown
 
 let strokes = 0; // strokes on the canvas since it was last cleared
 let activePointer = null; // the pointer drawing the current stroke, if any
@@ -169,6 +170,12 @@ function showReadings(answer) {
   offerToCollect(answer);
 }
 
+function showError(message) {
+  for (const panel of panels) {
+    showAnswer(panel, "?", `Could not read the drawing: ${message}`, { error: true });
+  }
+}
+
 // The collect controls, for the answer shown (null: none, and no controls).
 function offerToCollect(answer) {
   shown = answer;
@@ -182,6 +189,7 @@ function offerToCollect(answer) {
 // relabelled, or refused.
 async function collectAs(label) {
   const answer = shown;
+  const click = ++latestCollect;
   let outcome = "refused";
   let message;
   delete collected.dataset.outcome;
@@ -204,7 +212,7 @@ async function collectAs(label) {
   } catch (error) {
     message = `Not saved: the server did not answer (${error.message})`;
   }
-  if (answer !== shown) return; // the drawing has changed since
+  if (answer !== shown || click !== latestCollect) return; // another drawing, or a later click
   collected.textContent = message;
   collected.dataset.outcome = outcome;
 }
