@@ -220,10 +220,10 @@ def running_servers() -> list[dict]:
     """The published lines of the servers that still answer (one killed leaves its file)."""
     found = []
     for path in sorted(published_folder().glob("*.json")):
-        server = json.loads(path.read_text())
         try:
+            server = json.loads(path.read_text())
             socket.create_connection((server["host"], server["port"]), timeout=1).close()
-        except OSError:
+        except (OSError, ValueError, KeyError, TypeError):  # cut short, not ours, or no answer
             continue
         found.append(server)
     return found

@@ -11,7 +11,7 @@ from mnist_pipeline.data.dataset import ARRAY_NAMES, check_arrays
 from mnist_pipeline.data.preprocessing import prepare, prepare_collected
 from mnist_pipeline.params import TrainParams, load_section
 from mnist_pipeline.plumbing import cli, paths
-from mnist_pipeline.plumbing.arrays import load_arrays, save_arrays
+from mnist_pipeline.plumbing.arrays import load_arrays, save_array_folders
 
 
 def main(args: argparse.Namespace) -> None:
@@ -22,9 +22,9 @@ def main(args: argparse.Namespace) -> None:
     drawings = load_drawings(paths.DRAWINGS_DIR)  # all read and checked before anything is written
     held_out = np.array([is_field(name) for name in drawings.names], dtype=bool)
     train, field = prepare_collected(drawings.pixels, drawings.labels, held_out, repeats)
-    save_arrays(paths.PREPARED_DIR, prepare(raw))
-    save_arrays(paths.COLLECTED_TRAIN_DIR, train)
-    save_arrays(paths.FIELD_DIR, field)
+    save_array_folders(
+        {paths.PREPARED_DIR: prepare(raw), paths.COLLECTED_TRAIN_DIR: train, paths.FIELD_DIR: field}
+    )
 
 
 if __name__ == "__main__":

@@ -247,3 +247,14 @@ def test_connect_with_two_servers_running_asks_which_and_takes_the_one_named(rep
             command.send_signal(signal.SIGTERM)
             command.communicate(timeout=TIMEOUT)
     assert endpoint == f"http://127.0.0.1:{ports[1]}"
+
+
+def test_connect_passes_over_a_damaged_file_of_lines(repo, user_cache):
+    (user_cache / "s3-server").mkdir(parents=True)
+    (user_cache / "s3-server" / "127.0.0.1-9.json").write_text('{"host": "127.0')
+    refused = connect(repo)
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        "s3_server: error: no S3 server of this project is running: start one with "
+        "`make s3-server`\n",
+    )

@@ -14,7 +14,6 @@ collection holds already adds nothing, and a second run adds nothing.
 """
 
 import argparse
-import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +30,6 @@ from tests.support.webpage import ANSWER_TIMEOUT_MS, draw, shown_digit
 Point = tuple[float, float]
 Stroke = list[Point]
 
-log = logging.getLogger("draw_collection")
 
 ARC_STEP = 12  # degrees between the points of a curve
 MOVES = 3  # pointer moves between two points of a stroke: the points are close already

@@ -59,13 +59,6 @@ class Drawings:
     labels: np.ndarray
     names: tuple[str, ...]
 
-    def where(self, keep: np.ndarray) -> "Drawings":
-        return Drawings(
-            self.pixels[keep],
-            self.labels[keep],
-            tuple(name for name, kept in zip(self.names, keep, strict=True) if kept),
-        )
-
 
 def check_label(label: object) -> int:
     """The digit a drawing is labelled with, 0-9; anything else is a PipelineError."""
@@ -132,7 +125,7 @@ def save_drawing(folder: Path, pixels: np.ndarray, label: int) -> Saved:
 
 def check_room(folder: Path, new_bytes: int) -> None:
     """Raise CollectionFull unless one more drawing of `new_bytes` keeps `folder` in bounds."""
-    files = list(drawing_files(folder))
+    files = collection_entries(folder)
     if len(files) + 1 > MAX_DRAWINGS:
         raise CollectionFull(f"{folder}: collection full ({MAX_DRAWINGS:,} drawings, the limit)")
     size = sum(path.stat().st_size for path in files)
@@ -142,17 +135,17 @@ def check_room(folder: Path, new_bytes: int) -> None:
         )
 
 
-def drawing_files(folder: Path) -> list[Path]:
-    """The PNG files under the digit subfolders of `folder`, in no particular order."""
-    return [path for digit in range(NUM_CLASSES) for path in (folder / str(digit)).glob("*.png")]
-
-
 def load_drawings(folder: Path) -> Drawings:
     """Read every drawing under `folder`, ordered by file name; an empty or absent folder is an
     empty collection. A file that is not a drawing of this layout (another name or size, a
-    damaged PNG, a stray file) is a CollectionError naming it: a collection is read whole or not."""
+    damaged PNG, a stray file, one drawing under two digits, as a merge of two branches may leave)
+    is a CollectionError naming it: a collection is read whole or not."""
     pixels, labels, names = [], [], []
     for path in sorted(collection_entries(folder), key=lambda path: path.name):
+        if names and names[-1] == path.name:
+            raise CollectionError(
+                f"{path}: the same drawing is also under {labels[-1]}/: keep one of the two"
+            )
         pixels.append(read_drawing(path))
         labels.append(int(path.parent.name))
         names.append(path.name)

@@ -46,7 +46,7 @@ def per_class_metrics(confusion: pd.DataFrame, scored: str = "the test set") -> 
         log.info("%s is empty: every per-digit score is reported as 0", scored)
         zeros = pd.Series(0.0, index=DIGITS)
         return pd.DataFrame({"precision": zeros, "recall": zeros, "f1": zeros, "support": support})
-    precision = safe_ratio(hits, predicted, "precision", "never predicted")
+    precision = safe_ratio(hits, predicted, "precision", f"never predicted on {scored}")
     recall = safe_ratio(hits, support, "recall", f"absent from {scored}")
     f1 = (2 * precision * recall / (precision + recall)).fillna(0.0)
     return pd.DataFrame({"precision": precision, "recall": recall, "f1": f1, "support": support})

@@ -26,9 +26,17 @@ def save_arrays(folder: Path, arrays: Mapping[str, np.ndarray]) -> None:
 
     One .npy per array rather than np.savez: a zip stamps the write time into its entries.
     """
-    with atomic_dir(folder) as tmp:
-        for name, array in arrays.items():
-            np.save(tmp / f"{name}.npy", array, allow_pickle=False)
+    save_array_folders({folder: arrays})
+
+
+def save_array_folders(folders: Mapping[Path, Mapping[str, np.ndarray]]) -> None:
+    """Write each folder's arrays as save_arrays does, all as a set: a failure midway leaves
+    every old folder as it was (a stage's outputs all come from one run)."""
+    with contextlib.ExitStack() as stack:
+        temporaries = {folder: stack.enter_context(atomic_dir(folder)) for folder in folders}
+        for folder, arrays in folders.items():
+            for name, array in arrays.items():
+                np.save(temporaries[folder] / f"{name}.npy", array, allow_pickle=False)
 
 
 @contextlib.contextmanager

@@ -53,6 +53,11 @@ def test_drawings_rerun_what_reads_them_are_scored_and_can_be_learnt_from(
     run(repo, "git", "commit", "-qm", "no drawings", "--allow-empty")
     model_md5 = lock_md5(repo, paths.MODEL_FILE)
     assert check_field_reports(repo) == {"count": 0}
+    # Hidden files are no drawings (.dvcignore): a Finder's, a killed save's temporary.
+    (repo / paths.DRAWINGS_DIR / ".DS_Store").write_bytes(b"\0")
+    (repo / paths.DRAWINGS_DIR / "3").mkdir()
+    (repo / paths.DRAWINGS_DIR / "3" / ".0123456789abcdef.png.tmp-x1.png").write_bytes(b"\0")
+    assert json.loads(output(repo, DVC, "status", "--json")) == {}
 
     images, labels = drawings_unlike_mnist(10 * PER_DIGIT, seed=5)
     for digit in range(10):
@@ -74,7 +79,7 @@ def test_drawings_rerun_what_reads_them_are_scored_and_can_be_learnt_from(
         drawn = f"6/{name_of(answer['input'])}"
         assert file_with(page, "It is a 6") == f"Saved as a 6: {drawn}"
     assert (repo / paths.DRAWINGS_DIR / drawn).is_file()
-    assert len(list((repo / paths.DRAWINGS_DIR).rglob("*.png"))) == 10 * PER_DIGIT + 1
+    assert len(list((repo / paths.DRAWINGS_DIR).rglob("[!.]*.png"))) == 10 * PER_DIGIT + 1
 
     # Only the stage that reads the collection is stale; once it reruns, evaluate follows, and
     # train does not: its part of the collection has no rows while train.drawings is 0.

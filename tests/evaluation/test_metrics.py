@@ -44,7 +44,7 @@ def test_per_class_metrics_against_a_hand_computed_matrix(caplog):
     assert metrics.loc[2].to_dict() == {"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3}
     # Never predicted: precision is 0, not NaN, and the log says so.
     assert metrics.loc[3].to_dict() == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
-    assert "precision of digit 3 is undefined (never predicted)" in caplog.text
+    assert "precision of digit 3 is undefined (never predicted on the test set)" in caplog.text
     assert "recall of digit 4 is undefined (absent from the test set)" in caplog.text
     assert not metrics.isna().any().any()
     macro = macro_average(metrics)

@@ -4,7 +4,13 @@ line."""
 import numpy as np
 import pytest
 
-from mnist_pipeline.plumbing.arrays import load_array, load_arrays, load_npz, save_arrays
+from mnist_pipeline.plumbing.arrays import (
+    load_array,
+    load_arrays,
+    load_npz,
+    save_array_folders,
+    save_arrays,
+)
 from mnist_pipeline.plumbing.errors import PipelineError
 
 
@@ -61,3 +67,18 @@ def test_a_file_that_is_no_numpy_file_is_said_to_be_none(content, tmp_path):
     with pytest.raises(PipelineError) as error:
         load_npz(path)
     assert str(error.value) == f"{path}: not a NumPy file (expected a .npz archive)"
+
+
+def test_folders_saved_as_a_set_keep_every_old_one_when_one_fails(tmp_path):
+    for name in ("first", "second"):
+        save_arrays(tmp_path / name, {"a": np.zeros(2)})
+    with pytest.raises(ValueError, match="allow_pickle"):  # an object array is never pickled
+        save_array_folders(
+            {tmp_path / "first": {"a": np.ones(2)}, tmp_path / "second": {"a": np.array([{}])}}
+        )
+    for name in ("first", "second"):
+        np.testing.assert_array_equal(load_arrays(tmp_path / name, ("a",))["a"], np.zeros(2))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["first", "second"]
+    save_array_folders({tmp_path / "first": {"b": np.ones(1)}, tmp_path / "second": {}})
+    assert [path.name for path in (tmp_path / "first").iterdir()] == ["b.npy"]
+    assert not list((tmp_path / "second").iterdir())
