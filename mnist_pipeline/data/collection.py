@@ -162,8 +162,10 @@ def collection_entries(folder: Path) -> list[Path]:
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):  # .gitignore, .DS_Store, a killed write's temporary
             continue
-        if not (entry.is_dir() and entry.name in {str(d) for d in range(NUM_CLASSES)}):
+        if entry.name not in {str(digit) for digit in range(NUM_CLASSES)}:
             raise CollectionError(f"{entry}: not a digit's folder (expected 0 to 9 only)")
+        if not entry.is_dir():
+            raise CollectionError(f"{entry}: a file where the digit's folder belongs")
         for path in sorted(entry.iterdir()):
             if not path.name.startswith("."):
                 entries.append(path)

@@ -218,6 +218,15 @@ def test_a_killed_saves_temporary_is_not_counted_against_the_bound(tmp_path, mon
     assert save_drawing(tmp_path, picture(0), 5).added
 
 
+def test_a_file_where_a_digits_folder_belongs_refuses_reads_and_saves_in_one_line(tmp_path):
+    (tmp_path / "5").write_bytes(b"in the way")
+    message = f"{tmp_path / '5'}: a file where the digit's folder belongs"
+    with pytest.raises(CollectionError, match=message):
+        load_drawings(tmp_path)
+    with pytest.raises(CollectionError, match=message):
+        save_drawing(tmp_path, picture(0), 3)
+
+
 def test_hidden_files_are_not_drawings(tmp_path):
     save_drawing(tmp_path, picture(5), 5)
     (tmp_path / ".gitignore").write_text("")

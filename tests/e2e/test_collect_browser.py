@@ -146,16 +146,16 @@ def test_a_repeated_upload_is_one_file(server, folder):
 
 
 def test_a_folder_that_cannot_be_written_is_a_507_and_the_server_carries_on(server, folder):
-    # A file where the digit's folder should be: the drawing cannot be filed (a read-only
-    # folder is refused the same way; tests/web/test_collect.py simulates one, as root writes
-    # in any).
+    # A file where a digit's folder should be: no drawing can be filed until it is gone (a
+    # read-only folder is refused the same way; tests/web/test_collect.py simulates one, as root
+    # writes in any).
     before = files(folder)
     folder.mkdir(exist_ok=True)  # made by the first drawing filed, if any was
     (folder / "5").write_text("in the way")
     try:
         code, answer = post(server, document(3, label=5))
         assert code == 507
-        assert answer == {"error": f"{folder / '5'}: cannot save the drawing: File exists"}
+        assert answer == {"error": f"{folder / '5'}: a file where the digit's folder belongs"}
     finally:
         (folder / "5").unlink()
     assert files(folder) == before
