@@ -13,6 +13,7 @@ import numpy as np
 from mnist_pipeline.data.collection import load_drawings
 from mnist_pipeline.data.preprocessing import normalize_pixels
 from mnist_pipeline.plumbing import cli, paths
+from mnist_pipeline.plumbing.arrays import load_arrays
 from mnist_pipeline.reading.classifiers import UNSURE_BELOW, load_classifier
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99)
@@ -49,9 +50,9 @@ def table(probabilities: np.ndarray, actual: np.ndarray, thresholds: tuple[float
 def main(args: argparse.Namespace) -> None:
     classifier = load_classifier(args.model)
     print(f"read with {args.model}; * marks classifiers.UNSURE_BELOW")
-    digits, labels = np.load(paths.RAW_DIR / "x_test.npy"), np.load(paths.RAW_DIR / "y_test.npy")
+    test = load_arrays(paths.RAW_DIR, ("x_test", "y_test"))
     print(f"MNIST's test set ({paths.RAW_DIR}): ", end="")
-    print(table(classifier(normalize_pixels(digits)), labels, args.thresholds))
+    print(table(classifier(normalize_pixels(test["x_test"])), test["y_test"], args.thresholds))
     drawings = load_drawings(args.drawings)
     print(f"\nthe collection ({args.drawings}): ", end="")
     if len(drawings.labels) == 0:
