@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,10 +60,13 @@ Shape = tuple[int, int, int, bool, bool]
 
 
 class Clock:
-    """Wall time of `fit` and of each epoch, from Keras' callbacks."""
+    """Wall time of `fit`, of each epoch and of each execution (a call into TensorFlow that runs
+    steps_per_execution steps: Keras calls the batch hooks once per execution), from Keras'
+    callbacks."""
 
     def __init__(self) -> None:
         self.marks: dict[str, float] = {}
+        self.executions: list[tuple[int, float]] = []  # (first step, seconds) of each execution
 
     def callback(self, on_epoch: Callable[[int, str], None] | None = None) -> object:
         import keras
@@ -79,6 +82,13 @@ class Clock:
                     on_epoch(epoch, "begin")
                 clock.marks[f"epoch {epoch}"] = time.perf_counter()
 
+            def on_train_batch_begin(self, batch: int, logs: object = None) -> None:
+                clock.executions.append((batch, time.perf_counter()))
+
+            def on_train_batch_end(self, batch: int, logs: object = None) -> None:
+                first, start = clock.executions[-1]
+                clock.executions[-1] = (first, time.perf_counter() - start)
+
             def on_epoch_end(self, epoch: int, logs: object = None) -> None:
                 clock.marks[f"epoch {epoch}"] = time.perf_counter() - clock.marks[f"epoch {epoch}"]
                 if on_epoch:
@@ -88,6 +98,25 @@ class Clock:
                 clock.marks["fit"] = time.perf_counter() - clock.marks["fit"]
 
         return Marks()
+
+
+@contextlib.contextmanager
+def counting_traces() -> Iterator[list[int]]:
+    """Count the calls of Keras' `Model.train_step` inside the block: it runs once per trace of
+    the training step, never per step (the step runs as TensorFlow's graph)."""
+    import keras
+
+    count, train_step = [0], keras.Model.train_step
+
+    def counted(self: "keras.Model", data: object) -> object:
+        count[0] += 1
+        return train_step(self, data)
+
+    keras.Model.train_step = counted
+    try:
+        yield count
+    finally:
+        keras.Model.train_step = train_step
 
 
 def steps_per_epoch(num_samples: int, params: TrainParams) -> int:
@@ -217,7 +246,7 @@ def main() -> None:
     # 1. The stage's fit, untraced; then what the stage does around it.
     fit = Clock()
     start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):  # Keras' progress lines
+    with contextlib.redirect_stdout(io.StringIO()), counting_traces() as traces:  # progress lines
         model, history = train_model(x, y, model_params, train_params, [fit.callback()])
     around["train_model outside fit's epochs"] = time.perf_counter() - start - fit.marks["fit"]
     with tempfile.TemporaryDirectory() as scratch:
@@ -256,6 +285,9 @@ def main() -> None:
     for part, seconds in around.items():
         print(f"  {part:<44} {seconds:5.2f} s")
     report_limit(timed, fit.marks["fit"], steps * train_params.epochs)
+    limit = sum(seconds for _, seconds in timed)
+    report_executions(fit.executions, steps, train_params.steps_per_execution, limit)
+    print(f"Keras traced the training step (its train_step) {traces[0]} time(s) in that fit")
     epochs = [fit.marks[f"epoch {epoch}"] for epoch in range(train_params.epochs)]
     if len(epochs) > 1:
         later = statistics.median(epochs[1:])
@@ -340,6 +372,27 @@ def report_limit(timed: list[tuple[Shape, float]], fit_seconds: float, fit_steps
         f"step (Keras' tracing of the step included)"
     )
     print(f"fit / matrix-product limit: {per_step / limit:.2f}x")
+
+
+def report_executions(
+    executions: list[tuple[int, float]], steps: int, steps_per_execution: int, limit: float
+) -> None:
+    """Print the time per step of fit's full executions after the first (which traces the step),
+    fastest and median, against the matrix-product limit of a step: the steady state alone.
+    Keras names each execution by its first step, counted from 0 in every epoch of `steps`."""
+    per_step = sorted(
+        seconds / steps_per_execution
+        for first, seconds in executions[1:]
+        if first + steps_per_execution <= steps  # an epoch's last execution may run fewer
+    )
+    if not per_step:
+        return
+    fastest, median = per_step[0], statistics.median(per_step)
+    print(
+        f"fit's {len(per_step)} full executions of {steps_per_execution} steps after the first: "
+        f"fastest {fastest * 1e3:.2f} ms a step ({fastest / limit:.2f}x the limit), median "
+        f"{median * 1e3:.2f} ms ({median / limit:.2f}x)"
+    )
 
 
 if __name__ == "__main__":
