@@ -282,6 +282,20 @@ SLIPS = (
         "    at = len(x)\n",
         ("tests/data/test_preprocessing.py",),
     ),
+    Slip(
+        "metrics-left-to-the-trace",
+        "mnist_pipeline/training/speedups.py",
+        "    model.compute_metrics(x[:1], y[:1], model(x[:1], training=False))\n",
+        "",
+        ("tests/training/test_speedups.py",),
+    ),
+    Slip(
+        "built-with-a-training-forward-pass",
+        "mnist_pipeline/training/speedups.py",
+        "model(x[:1], training=False))\n",
+        "model(x[:1], training=True))\n",
+        ("tests/training/test_speedups.py",),
+    ),
 )
 
 

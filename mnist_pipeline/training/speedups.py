@@ -17,6 +17,7 @@ from mnist_pipeline.plumbing.arrays import MISSING_OUTPUT, load_array, numpy_rea
 from mnist_pipeline.plumbing.errors import PipelineError
 
 if TYPE_CHECKING:
+    import keras
     import tensorflow as tf
 
 # TensorFlow uses a buffer in place only if it is aligned to 64 bytes; numpy aligns to 16.
@@ -73,3 +74,17 @@ def as_tensor(array: np.ndarray) -> "tf.Tensor":
     ):
         return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
     return tf.convert_to_tensor(array)
+
+
+def build_before_fit(model: "keras.Model", x: np.ndarray, y: np.ndarray) -> None:
+    """Create the optimizer's and the compiled metrics' variables of a compiled `model` now,
+    eagerly, from its first image and label, so that `fit` traces its training step once.
+
+    Keras on TensorFlow creates them inside the first trace of the step (without a distribution
+    strategy, `_maybe_symbolic_build` in Keras' src/backend/tensorflow/trainer.py defers the
+    build to it), and TensorFlow traces a function again when its first trace created variables
+    (tensorflow/tensorflow#48851): a second trace of the whole step, 0.2-0.3 s. The metrics'
+    state this leaves is reset by `fit` at the start of every epoch.
+    """
+    model.optimizer.build(model.trainable_variables)
+    model.compute_metrics(x[:1], y[:1], model(x[:1], training=False))

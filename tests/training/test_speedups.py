@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mnist_pipeline.data.preprocessing import prepare
-from mnist_pipeline.params import DenseParams, ModelParams, TrainParams
+from mnist_pipeline.params import ConvnetParams, DenseParams, ModelParams, TrainParams
 from mnist_pipeline.plumbing.errors import PipelineError
 from mnist_pipeline.training.speedups import (
     TENSOR_ALIGNMENT,
@@ -15,6 +15,8 @@ from mnist_pipeline.training.speedups import (
     keras_without_pandas,
     load_aligned_arrays,
 )
+
+TINY_DENSE = ModelParams(dense=DenseParams(hidden_units=[16]))
 
 # In a fresh interpreter: pandas refused inside the block, importable after it.
 WITHOUT_PANDAS = """
@@ -100,3 +102,56 @@ def test_fit_learns_the_same_weights_from_shared_tensors_as_from_numpy(tiny_mnis
     plain, _ = fit.train_model(data["x_train"], data["y_train"], model_params, params)
     for one, other in zip(shared.get_weights(), plain.get_weights(), strict=True):
         np.testing.assert_array_equal(one, other)
+
+
+def traces_of_the_step(data: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many times train_model's fit traces Keras' training step (its train_step runs once
+    per trace, never per step)."""
+    import keras
+
+    from mnist_pipeline.training import fit
+
+    traces, train_step = [0], keras.Model.train_step
+
+    def counted(model: keras.Model, batch: object) -> object:
+        traces[0] += 1
+        return train_step(model, batch)
+
+    monkeypatch.setattr(keras.Model, "train_step", counted)
+    fit.train_model(data["x_train"], data["y_train"], TINY_DENSE, TrainParams(epochs=2))
+    return traces[0]
+
+
+def test_fit_traces_the_training_step_once(tiny_mnist, monkeypatch):
+    assert traces_of_the_step(prepare(tiny_mnist), monkeypatch) == 1
+
+
+def test_without_building_first_fit_traces_the_step_twice(tiny_mnist, monkeypatch):
+    """What build_before_fit saves: Keras creates the variables inside the first trace."""
+    from mnist_pipeline.training import fit
+
+    monkeypatch.setattr(fit, "build_before_fit", lambda model, x, y: None)
+    assert traces_of_the_step(prepare(tiny_mnist), monkeypatch) == 2
+
+
+@pytest.mark.parametrize(
+    "model_params",
+    [TINY_DENSE, ModelParams(kind="convnet", convnet=ConvnetParams(filters=[4]))],
+    ids=["dense", "convnet"],
+)
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
+def test_building_before_fit_changes_no_weight_and_no_history(
+    model_params, optimizer, tiny_mnist, monkeypatch
+):
+    from mnist_pipeline.training import fit
+
+    data = prepare(tiny_mnist)
+    params = TrainParams(optimizer=optimizer, epochs=2, batch_size=50, validation_split=0.2)
+    built, built_history = fit.train_model(data["x_train"], data["y_train"], model_params, params)
+    monkeypatch.setattr(fit, "build_before_fit", lambda model, x, y: None)
+    plain, plain_history = fit.train_model(data["x_train"], data["y_train"], model_params, params)
+    assert built_history == plain_history  # the metrics' first-image state did not linger
+    for one, other in zip(built.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_array_equal(one, other)
+    for one, other in zip(built.optimizer.variables, plain.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(one), np.asarray(other))
