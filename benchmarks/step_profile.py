@@ -3,12 +3,13 @@
 
 In one process pinned as the train stage pins (params.yaml's train.threads and
 train.instruction_set, on data/prepared from `dvc repro`):
-1. `train_model` as the stage runs it, untraced: `fit`'s wall time over every step, and each
-   epoch's. Then what the stage does around `fit`, each part timed: TensorFlow's import (and
-   pandas', which the stage keeps out of it), train_model outside fit's epochs (building,
-   compiling, the data set), saving the model (Keras' save, then the rewrite that takes out its
-   dates), the LiteRT export and its check, and DVC's own start-up and dependency check
-   (`dvc status train`, in a process of its own).
+1. `train_model` as the stage runs it, untraced: `fit`'s wall time over every step, each
+   epoch's and each execution's (a call into TensorFlow that runs steps_per_execution steps),
+   and how many times Keras traced the step. Then what the stage does around `fit`, each part
+   timed: TensorFlow's import (and pandas', which the stage keeps out of it), train_model
+   outside fit's epochs (building, compiling, the data set), saving the model (Keras' save,
+   then the rewrite that takes out its dates), the LiteRT export and its check, and DVC's own
+   start-up and dependency check (`dvc status train`, in a process of its own).
 2. `train_model` again for 2 epochs, the second traced with TensorFlow's profiler; its trace
    (an XSpace protobuf) parsed op by op and grouped per step: matrix products, the optimizer
    update, element-wise and other ops, the executor's gaps between ops, Keras' Python between
@@ -17,7 +18,7 @@ train.instruction_set, on data/prepared from `dvc repro`):
    and the input gradients of every layer but the first) in a `tf.function` loop of its own: the
    rate TensorFlow reaches for those shapes here, the matrix-product limit of a step, and fit's
    ratio to it.
-Usage: `python -m benchmarks.step_profile` (part of `make bench`).
+Usage: `python -m benchmarks.step_profile [--build-in-trace]` (part of `make bench`).
 """
 
 import argparse
@@ -220,7 +221,13 @@ def matmul_seconds(m: int, k: int, n: int, transpose_a: bool, transpose_b: bool)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args()
+    parser.add_argument(
+        "--build-in-trace",
+        action="store_true",
+        help="leave the optimizer's and metrics' variables to the step's first trace, as Keras "
+        "does, so fit traces the step twice (what speedups.build_before_fit saves)",
+    )
+    args = parser.parse_args()
     if not paths.PREPARED_DIR.is_dir():
         sys.exit("step_profile: no data/prepared/; run `dvc repro` first")
     model_params, train_params = load_section(ModelParams), load_section(TrainParams)
@@ -234,7 +241,10 @@ def main() -> None:
     with imports.importing_tensorflow(), speedups.keras_without_pandas():
         import tensorflow as tf
 
+        from mnist_pipeline.training import fit as stage_fit
         from mnist_pipeline.training.fit import train_model
+    if args.build_in_trace:
+        stage_fit.build_before_fit = lambda model, x, y: None
     around = {"import TensorFlow, Keras and our modules": time.perf_counter() - start}
     start = time.perf_counter()
     with imports.importing_tensorflow():  # its objects frozen too: no collection scans them
@@ -392,6 +402,11 @@ def report_executions(
         f"fit's {len(per_step)} full executions of {steps_per_execution} steps after the first: "
         f"fastest {fastest * 1e3:.2f} ms a step ({fastest / limit:.2f}x the limit), median "
         f"{median * 1e3:.2f} ms ({median / limit:.2f}x)"
+    )
+    print(
+        f"fit's first execution (the step's tracing and its graph's optimization included): "
+        f"{executions[0][1]:.2f} s, against {median * steps_per_execution:.2f} s for the median "
+        "full one"
     )
 
 
