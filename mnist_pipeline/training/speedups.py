@@ -77,14 +77,15 @@ def as_tensor(array: np.ndarray) -> "tf.Tensor":
 
 
 def build_before_fit(model: "keras.Model", x: np.ndarray, y: np.ndarray) -> None:
-    """Create the optimizer's and the compiled metrics' variables of a compiled `model` now,
-    eagerly, from its first image and label, so that `fit` traces its training step once.
+    """Create the optimizer's and the compiled metrics' variables of a compiled `model` now, so
+    that `fit` traces its training step once.
 
     Keras on TensorFlow creates them inside the first trace of the step (without a distribution
     strategy, `_maybe_symbolic_build` in Keras' src/backend/tensorflow/trainer.py defers the
     build to it), and TensorFlow traces a function again when its first trace created variables
-    (tensorflow/tensorflow#48851): a second trace of the whole step, 0.2-0.3 s. The metrics'
-    state this leaves is reset by `fit` at the start of every epoch.
+    (tensorflow/tensorflow#48851): a second trace of the whole step, 0.2-0.3 s. The first label
+    stands in for the model's prediction: only the metrics' variables matter here, and `fit`
+    resets their state at the start of every epoch.
     """
     model.optimizer.build(model.trainable_variables)
-    model.compute_metrics(x[:1], y[:1], model(x[:1], training=False))
+    model.compute_metrics(x[:1], y[:1], y[:1])
