@@ -93,13 +93,10 @@ def test_fit_learns_the_same_weights_from_shared_tensors_as_from_numpy(tiny_mnis
     from mnist_pipeline.training import fit
 
     data = prepare(tiny_mnist)
-    params, model_params = (
-        TrainParams(epochs=1, batch_size=50),
-        ModelParams(dense=DenseParams(hidden_units=[16])),
-    )
-    shared, _ = fit.train_model(data["x_train"], data["y_train"], model_params, params)
+    params = TrainParams(epochs=1, batch_size=50)
+    shared, _ = fit.train_model(data["x_train"], data["y_train"], TINY_DENSE, params)
     monkeypatch.setattr(fit, "as_tensor", lambda array: array)  # Keras converts numpy itself
-    plain, _ = fit.train_model(data["x_train"], data["y_train"], model_params, params)
+    plain, _ = fit.train_model(data["x_train"], data["y_train"], TINY_DENSE, params)
     for one, other in zip(shared.get_weights(), plain.get_weights(), strict=True):
         np.testing.assert_array_equal(one, other)
 
