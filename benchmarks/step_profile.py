@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -99,25 +99,6 @@ class Clock:
                 clock.marks["fit"] = time.perf_counter() - clock.marks["fit"]
 
         return Marks()
-
-
-@contextlib.contextmanager
-def counting_traces() -> Iterator[list[int]]:
-    """Count the calls of Keras' `Model.train_step` inside the block: it runs once per trace of
-    the training step, never per step (the step runs as TensorFlow's graph)."""
-    import keras
-
-    count, train_step = [0], keras.Model.train_step
-
-    def counted(self: "keras.Model", data: object) -> object:
-        count[0] += 1
-        return train_step(self, data)
-
-    keras.Model.train_step = counted
-    try:
-        yield count
-    finally:
-        keras.Model.train_step = train_step
 
 
 def steps_per_epoch(num_samples: int, params: TrainParams) -> int:
@@ -243,6 +224,7 @@ def main() -> None:
 
         from mnist_pipeline.training import fit as stage_fit
         from mnist_pipeline.training.fit import train_model
+        from tests.support.traces import counting_traces
     if args.build_in_trace:
         stage_fit.build_before_fit = lambda model, x, y: None
     around = {"import TensorFlow, Keras and our modules": time.perf_counter() - start}

@@ -101,26 +101,18 @@ def test_fit_learns_the_same_weights_from_shared_tensors_as_from_numpy(tiny_mnis
         np.testing.assert_array_equal(one, other)
 
 
-def traces_of_the_step(data: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> int:
-    """How many times train_model's fit traces Keras' training step (its train_step runs once
-    per trace, never per step)."""
-    import keras
-
+def traces_of_the_step(data: dict[str, np.ndarray]) -> int:
+    """How many times train_model's fit traces Keras' training step."""
     from mnist_pipeline.training import fit
+    from tests.support.traces import counting_traces
 
-    traces, train_step = [0], keras.Model.train_step
-
-    def counted(model: keras.Model, batch: object) -> object:
-        traces[0] += 1
-        return train_step(model, batch)
-
-    monkeypatch.setattr(keras.Model, "train_step", counted)
-    fit.train_model(data["x_train"], data["y_train"], TINY_DENSE, TrainParams(epochs=2))
+    with counting_traces() as traces:
+        fit.train_model(data["x_train"], data["y_train"], TINY_DENSE, TrainParams(epochs=2))
     return traces[0]
 
 
-def test_fit_traces_the_training_step_once(tiny_mnist, monkeypatch):
-    assert traces_of_the_step(prepare(tiny_mnist), monkeypatch) == 1
+def test_fit_traces_the_training_step_once(tiny_mnist):
+    assert traces_of_the_step(prepare(tiny_mnist)) == 1
 
 
 def test_without_building_first_fit_traces_the_step_twice(tiny_mnist, monkeypatch):
@@ -128,7 +120,7 @@ def test_without_building_first_fit_traces_the_step_twice(tiny_mnist, monkeypatc
     from mnist_pipeline.training import fit
 
     monkeypatch.setattr(fit, "build_before_fit", lambda model, x, y: None)
-    assert traces_of_the_step(prepare(tiny_mnist), monkeypatch) == 2
+    assert traces_of_the_step(prepare(tiny_mnist)) == 2
 
 
 @pytest.mark.parametrize(
